@@ -1,0 +1,1 @@
+//! The five agent kinds: scaffold, validation, e2e, integration, deployment.

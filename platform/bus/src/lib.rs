@@ -1,0 +1,1 @@
+//! Task bus on Redis Streams: dispatch to agent consumer groups, results back to the orchestrator.

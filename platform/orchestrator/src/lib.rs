@@ -1,0 +1,1 @@
+//! The orchestrator: REST API (axum) and the workflow driver.

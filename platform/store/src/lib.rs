@@ -1,0 +1,1 @@
+//! Postgres persistence for workflows, tasks, events and artifacts.
