@@ -1,0 +1,358 @@
+# Roles GitHub Actions assumes through OIDC (no long-lived keys):
+# - deploy: exactly the calls `deployer` makes, only from jobs in the GitHub environment of the
+#   same name (so production needs its environment's required reviewers);
+# - terraform plan: read-only, from pull requests and main;
+# - terraform apply: from the `<env>-infrastructure` GitHub environment only.
+# The OIDC provider itself is per account and created by terraform/bootstrap.
+terraform {
+  required_version = ">= 1.11"
+  required_providers {
+    aws = { source = "hashicorp/aws", version = ">= 6.66" }
+  }
+}
+
+variable "name" {
+  description = "Prefix of the role names."
+  type        = string
+}
+
+variable "github_repository" {
+  description = "owner/name of the repository whose workflows may assume the roles."
+  type        = string
+}
+
+variable "github_environment" {
+  description = "GitHub environment of the deploy jobs (e.g. staging, production)."
+  type        = string
+}
+
+variable "cluster_arn" {
+  description = "ECS cluster the deployer releases to."
+  type        = string
+}
+
+variable "cluster_name" {
+  description = "ECS cluster name."
+  type        = string
+}
+
+variable "task_definition_families" {
+  description = "Families the deployer registers (services and the migration task)."
+  type        = list(string)
+}
+
+variable "pass_role_arns" {
+  description = "Execution and task roles the deployer passes to ECS in task definitions."
+  type        = list(string)
+}
+
+variable "ecr_repository_arn" {
+  description = "Repository the deployer pushes to."
+  type        = string
+}
+
+variable "dynamodb_table_arns" {
+  description = "Lock and audit tables."
+  type        = list(string)
+}
+
+variable "log_group_arn" {
+  description = "Container log group (read when explaining a failure)."
+  type        = string
+}
+
+variable "readable_secret_arns" {
+  description = "Secrets the smoke checks need (the API token)."
+  type        = list(string)
+}
+
+variable "kms_key_arn" {
+  description = "Key of those secrets and tables."
+  type        = string
+}
+
+variable "state_bucket_arn" {
+  description = "Terraform state bucket."
+  type        = string
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+data "aws_iam_openid_connect_provider" "github" {
+  url = "https://token.actions.githubusercontent.com"
+}
+
+locals {
+  account = data.aws_caller_identity.current.account_id
+  region  = data.aws_region.current.region
+  arn     = "arn:${data.aws_partition.current.partition}"
+}
+
+data "aws_iam_policy_document" "trust_deploy" {
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [data.aws_iam_openid_connect_provider.github.arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:sub"
+      values   = ["repo:${var.github_repository}:environment:${var.github_environment}"]
+    }
+  }
+}
+
+resource "aws_iam_role" "deploy" {
+  name                 = "${var.name}-github-deploy"
+  assume_role_policy   = data.aws_iam_policy_document.trust_deploy.json
+  max_session_duration = 7200
+}
+
+data "aws_iam_policy_document" "deploy" {
+  #checkov:skip=CKV_AWS_356:Only actions IAM cannot scope (Describe*, RegisterTaskDefinition, GetAuthorizationToken) use "*"; the rest are scoped.
+  # Describe/List calls that IAM cannot scope to a resource.
+  statement {
+    sid = "ReadOnlyUnscoped"
+    actions = [
+      "ecs:DescribeTaskDefinition",
+      "ecs:ListTaskDefinitions",
+      "ecs:RegisterTaskDefinition",
+      "ecr:GetAuthorizationToken",
+      "elasticloadbalancing:DescribeTargetGroups",
+      "elasticloadbalancing:DescribeTargetHealth",
+      "elasticloadbalancing:DescribeRules",
+      "elasticloadbalancing:DescribeListeners",
+      "elasticloadbalancing:DescribeLoadBalancers",
+      "cloudwatch:DescribeAlarms",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid     = "TagOwnTaskDefinitions"
+    actions = ["ecs:TagResource"]
+    resources = [
+      for f in var.task_definition_families : "${local.arn}:ecs:${local.region}:${local.account}:task-definition/${f}:*"
+    ]
+    condition {
+      test     = "StringEquals"
+      variable = "ecs:CreateAction"
+      values   = ["RegisterTaskDefinition", "RunTask"]
+    }
+  }
+
+  statement {
+    sid = "Cluster"
+    actions = [
+      "ecs:DescribeClusters",
+      "ecs:DescribeServices",
+      "ecs:UpdateService",
+      "ecs:ListServiceDeployments",
+      "ecs:DescribeServiceDeployments",
+      "ecs:DescribeServiceRevisions",
+      "ecs:StopServiceDeployment",
+      "ecs:ContinueServiceDeployment",
+      "ecs:ListTasks",
+      "ecs:DescribeTasks",
+    ]
+    resources = [
+      var.cluster_arn,
+      "${local.arn}:ecs:${local.region}:${local.account}:service/${var.cluster_name}/*",
+      "${local.arn}:ecs:${local.region}:${local.account}:service-deployment/${var.cluster_name}/*",
+      "${local.arn}:ecs:${local.region}:${local.account}:service-revision/${var.cluster_name}/*",
+      "${local.arn}:ecs:${local.region}:${local.account}:task/${var.cluster_name}/*",
+      "${local.arn}:ecs:${local.region}:${local.account}:container-instance/${var.cluster_name}/*",
+    ]
+  }
+
+  statement {
+    sid     = "MigrationTask"
+    actions = ["ecs:RunTask", "ecs:StopTask"]
+    resources = concat(
+      [for f in var.task_definition_families : "${local.arn}:ecs:${local.region}:${local.account}:task-definition/${f}:*"],
+      ["${local.arn}:ecs:${local.region}:${local.account}:task/${var.cluster_name}/*"],
+    )
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = [var.cluster_arn]
+    }
+  }
+
+  statement {
+    sid       = "PassTaskRoles"
+    actions   = ["iam:PassRole"]
+    resources = var.pass_role_arns
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid = "PushImage"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:CompleteLayerUpload",
+      "ecr:DescribeImages",
+      "ecr:DescribeRepositories",
+      "ecr:GetDownloadUrlForLayer",
+      "ecr:InitiateLayerUpload",
+      "ecr:PutImage",
+      "ecr:UploadLayerPart",
+    ]
+    resources = [var.ecr_repository_arn]
+  }
+
+  statement {
+    sid = "LockAndAudit"
+    actions = [
+      "dynamodb:DescribeTable",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:Query",
+    ]
+    resources = var.dynamodb_table_arns
+  }
+
+  statement {
+    sid       = "ExplainFailures"
+    actions   = ["logs:GetLogEvents", "logs:FilterLogEvents"]
+    resources = ["${var.log_group_arn}:*"]
+  }
+
+  statement {
+    sid       = "SmokeCheckToken"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = var.readable_secret_arns
+  }
+
+  statement {
+    sid       = "DecryptOwnData"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "deploy" {
+  name   = "deployer"
+  role   = aws_iam_role.deploy.id
+  policy = data.aws_iam_policy_document.deploy.json
+}
+
+# ---------------------------------------------------------------- Terraform plan (read only)
+data "aws_iam_policy_document" "trust_plan" {
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [data.aws_iam_openid_connect_provider.github.arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "token.actions.githubusercontent.com:sub"
+      values = [
+        "repo:${var.github_repository}:pull_request",
+        "repo:${var.github_repository}:ref:refs/heads/main",
+      ]
+    }
+  }
+}
+
+resource "aws_iam_role" "terraform_plan" {
+  name               = "${var.name}-github-terraform-plan"
+  assume_role_policy = data.aws_iam_policy_document.trust_plan.json
+}
+
+resource "aws_iam_role_policy_attachment" "terraform_plan" {
+  role       = aws_iam_role.terraform_plan.name
+  policy_arn = "${local.arn}:iam::aws:policy/ReadOnlyAccess"
+}
+
+# Plans take the S3 lock file too, so they need to write it (and only it).
+data "aws_iam_policy_document" "state_lock" {
+  statement {
+    actions   = ["s3:ListBucket"]
+    resources = [var.state_bucket_arn]
+  }
+  statement {
+    actions   = ["s3:GetObject"]
+    resources = ["${var.state_bucket_arn}/*"]
+  }
+  statement {
+    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    resources = ["${var.state_bucket_arn}/*.tflock"]
+  }
+}
+
+resource "aws_iam_role_policy" "terraform_plan_state" {
+  name   = "terraform-state-lock"
+  role   = aws_iam_role.terraform_plan.id
+  policy = data.aws_iam_policy_document.state_lock.json
+}
+
+# ---------------------------------------------------------------- Terraform apply
+data "aws_iam_policy_document" "trust_apply" {
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [data.aws_iam_openid_connect_provider.github.arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:sub"
+      values   = ["repo:${var.github_repository}:environment:${var.github_environment}-infrastructure"]
+    }
+  }
+}
+
+resource "aws_iam_role" "terraform_apply" {
+  name               = "${var.name}-github-terraform-apply"
+  assume_role_policy = data.aws_iam_policy_document.trust_apply.json
+}
+
+# Terraform manages IAM, networking and data stores: applying needs broad rights. The trust
+# policy is what limits it: only approved jobs in the `<env>-infrastructure` GitHub environment.
+resource "aws_iam_role_policy_attachment" "terraform_apply" {
+  #checkov:skip=CKV_AWS_274:Apply creates IAM, VPC, RDS etc.; the trust policy limits it to an approved GitHub environment.
+  role       = aws_iam_role.terraform_apply.name
+  policy_arn = "${local.arn}:iam::aws:policy/AdministratorAccess"
+}
+
+output "deploy_role_arn" {
+  description = "Role of the deploy jobs."
+  value       = aws_iam_role.deploy.arn
+}
+
+output "terraform_plan_role_arn" {
+  description = "Role of terraform plan."
+  value       = aws_iam_role.terraform_plan.arn
+}
+
+output "terraform_apply_role_arn" {
+  description = "Role of terraform apply."
+  value       = aws_iam_role.terraform_apply.arn
+}
