@@ -92,4 +92,5 @@ module "platform" {
   github_repository   = var.github_repository
   image_tag           = var.image_tag
   state_bucket        = var.state_bucket
+  state_kms_key_arn   = var.state_kms_key_arn
 }

@@ -27,11 +27,11 @@ variable "deletion_protection" {
 resource "aws_dynamodb_table" "lock" {
   name                        = "${var.name}-deploy-lock"
   billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = "lock_id"
+  hash_key                    = "pk"
   deletion_protection_enabled = var.deletion_protection
 
   attribute {
-    name = "lock_id"
+    name = "pk"
     type = "S"
   }
 

@@ -76,6 +76,16 @@ variable "state_bucket_arn" {
   type        = string
 }
 
+variable "state_kms_key_arn" {
+  description = "Key of the state bucket."
+  type        = string
+}
+
+variable "outputs_object_key" {
+  description = "Object in the state bucket holding `terraform output -json` of this environment (written by terraform apply, read by the deploy jobs)."
+  type        = string
+}
+
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
@@ -240,6 +250,18 @@ data "aws_iam_policy_document" "deploy" {
   }
 
   statement {
+    sid       = "TerraformOutputs"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.state_bucket_arn}/${var.outputs_object_key}"]
+  }
+
+  statement {
+    sid       = "DecryptTerraformOutputs"
+    actions   = ["kms:Decrypt"]
+    resources = [var.state_kms_key_arn]
+  }
+
+  statement {
     sid       = "DecryptOwnData"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"]
     resources = [var.kms_key_arn]
@@ -299,6 +321,10 @@ data "aws_iam_policy_document" "state_lock" {
   statement {
     actions   = ["s3:PutObject", "s3:DeleteObject"]
     resources = ["${var.state_bucket_arn}/*.tflock"]
+  }
+  statement {
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.state_kms_key_arn]
   }
 }
 

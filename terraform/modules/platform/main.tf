@@ -331,4 +331,6 @@ module "github" {
   readable_secret_arns     = [module.data.api_token_secret_arn]
   kms_key_arn              = aws_kms_key.this.arn
   state_bucket_arn         = "arn:${data.aws_partition.current.partition}:s3:::${var.state_bucket}"
+  state_kms_key_arn        = var.state_kms_key_arn
+  outputs_object_key       = "agentic/${var.environment}/outputs.json"
 }

@@ -123,3 +123,8 @@ variable "state_bucket" {
   description = "Terraform state bucket (created by terraform/bootstrap)."
   type        = string
 }
+
+variable "state_kms_key_arn" {
+  description = "KMS key of the state bucket (output of terraform/bootstrap)."
+  type        = string
+}
