@@ -1,1 +1,706 @@
 //! Task bus on Redis Streams: dispatch to agent consumer groups, results back to the orchestrator.
+//!
+//! Keys (all under `PLATFORM_REDIS_PREFIX`, joined with `:` when set):
+//! - `stream:agent:{kind}:tasks` — tasks, consumer group `agent-{kind}-group`; mirrored to pub/sub
+//!   `agent:{kind}:tasks` for live observers;
+//! - `stream:agent:{kind}:dlq` — tasks that no agent could process within the delivery limit;
+//! - `stream:orchestrator:results` — results, group `orchestrator-group`; mirror `orchestrator:results`;
+//! - `agents:{kind}:{id}` — an agent's registration (JSON, expires without heartbeats), indexed
+//!   in the set `agents`.
+//!
+//! Delivery is at-least-once: entries are acknowledged only after their effect is durable, and
+//! entries idle longer than the visibility timeout are claimed by another consumer (XAUTOCLAIM).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use platform_core::{Stage, TaskEnvelope, TaskResult};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::{AsyncCommands, Value as RValue};
+use serde::{Deserialize, Serialize};
+
+pub const RESULTS_GROUP: &str = "orchestrator-group";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis at {url} is not reachable: {source}; check REDIS_URL and that Redis runs")]
+    Connect {
+        url: String,
+        source: redis::RedisError,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {why}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub why: String,
+}
+
+/// Reads an optional environment variable and parses it, with a message naming the variable.
+pub fn env_parse<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|e: T::Err| ConfigError {
+            name,
+            value: v,
+            why: e.to_string(),
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// Bus settings, from the environment (see docs/platform.md).
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    pub url: String,
+    pub prefix: String,
+    /// An entry pending this long is taken over by another consumer.
+    pub visibility_timeout: Duration,
+    /// After this many deliveries a task goes to the dead-letter stream.
+    pub max_deliveries: u64,
+    /// Approximate cap on each stream's length (MAXLEN ~).
+    pub maxlen: usize,
+    /// How long a read blocks waiting for new entries.
+    pub block: Duration,
+    /// Entries per read.
+    pub batch: usize,
+}
+
+impl BusConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let url = std::env::var("REDIS_URL").unwrap_or_default();
+        if url.trim().is_empty() {
+            return Err(ConfigError {
+                name: "REDIS_URL",
+                value: url,
+                why: "it is required, e.g. redis://127.0.0.1:6379".into(),
+            });
+        }
+        Ok(Self {
+            url,
+            prefix: std::env::var("PLATFORM_REDIS_PREFIX").unwrap_or_default(),
+            visibility_timeout: Duration::from_millis(env_parse(
+                "PLATFORM_VISIBILITY_TIMEOUT_MS",
+                30_000u64,
+            )?),
+            max_deliveries: env_parse("PLATFORM_MAX_DELIVERIES", 5u64)?.max(1),
+            maxlen: env_parse("PLATFORM_STREAM_MAXLEN", 100_000usize)?.max(100),
+            block: Duration::from_millis(env_parse("PLATFORM_BLOCK_MS", 1_000u64)?.max(1)),
+            batch: env_parse("PLATFORM_BATCH", 32usize)?.clamp(1, 1000),
+        })
+    }
+}
+
+/// One stream entry handed to a consumer.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: String,
+    /// The JSON body (an envelope or a result).
+    pub raw: String,
+    /// How many times it has been delivered, this time included (known for reclaimed entries;
+    /// 1 for fresh reads).
+    pub deliveries: u64,
+}
+
+/// An agent's registration, refreshed by its heartbeats.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentInfo {
+    pub kind: String,
+    pub id: String,
+    pub version: String,
+    pub git_sha: String,
+    pub started_at: DateTime<Utc>,
+    pub last_heartbeat: DateTime<Utc>,
+    pub in_flight_task: Option<String>,
+}
+
+/// Stream counters for metrics.
+#[derive(Debug, Clone, Default)]
+pub struct StreamStats {
+    pub length: u64,
+    pub pending: u64,
+    pub dlq: u64,
+}
+
+#[derive(Clone)]
+pub struct Bus {
+    cfg: BusConfig,
+    cmd: ConnectionManager,
+    /// Blocking reads get their own connection: a blocked XREADGROUP would stall every command
+    /// queued behind it on a multiplexed connection.
+    blocking: ConnectionManager,
+}
+
+impl Bus {
+    pub async fn connect(cfg: BusConfig) -> Result<Self, BusError> {
+        let client = redis::Client::open(cfg.url.as_str()).map_err(|source| BusError::Connect {
+            url: redact(&cfg.url),
+            source,
+        })?;
+        let base = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_max_delay(Duration::from_secs(2))
+            .set_number_of_retries(6);
+        let connect = |c: ConnectionManagerConfig| {
+            let client = client.clone();
+            async move { client.get_connection_manager_with_config(c).await }
+        };
+        let cmd = connect(
+            base.clone()
+                .set_response_timeout(Some(Duration::from_secs(5))),
+        )
+        .await
+        .map_err(|source| BusError::Connect {
+            url: redact(&cfg.url),
+            source,
+        })?;
+        let blocking = connect(base.set_response_timeout(Some(cfg.block + Duration::from_secs(5))))
+            .await
+            .map_err(|source| BusError::Connect {
+                url: redact(&cfg.url),
+                source,
+            })?;
+        Ok(Self { cfg, cmd, blocking })
+    }
+
+    pub fn config(&self) -> &BusConfig {
+        &self.cfg
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        if self.cfg.prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}:{name}", self.cfg.prefix)
+        }
+    }
+
+    pub fn task_stream(&self, kind: Stage) -> String {
+        self.key(&format!("stream:agent:{kind}:tasks"))
+    }
+    pub fn task_channel(&self, kind: Stage) -> String {
+        self.key(&format!("agent:{kind}:tasks"))
+    }
+    pub fn dlq_stream(&self, kind: Stage) -> String {
+        self.key(&format!("stream:agent:{kind}:dlq"))
+    }
+    pub fn results_stream(&self) -> String {
+        self.key("stream:orchestrator:results")
+    }
+    pub fn results_dlq(&self) -> String {
+        self.key("stream:orchestrator:results:dlq")
+    }
+    pub fn results_channel(&self) -> String {
+        self.key("orchestrator:results")
+    }
+    pub fn group(kind: Stage) -> String {
+        format!("agent-{kind}-group")
+    }
+    fn agent_key(&self, kind: &str, id: &str) -> String {
+        self.key(&format!("agents:{kind}:{id}"))
+    }
+    fn agents_index(&self) -> String {
+        self.key("agents")
+    }
+
+    pub async fn ping(&self) -> Result<(), BusError> {
+        let mut c = self.cmd.clone();
+        let _: String = redis::cmd("PING").query_async(&mut c).await?;
+        Ok(())
+    }
+
+    async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BusError> {
+        let mut c = self.cmd.clone();
+        let r: redis::RedisResult<()> = c.xgroup_create_mkstream(stream, group, "0").await;
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates every consumer group (idempotent; also after a Redis that lost its data).
+    pub async fn ensure_groups(&self) -> Result<(), BusError> {
+        for kind in Stage::ALL {
+            self.ensure_group(&self.task_stream(kind), &Self::group(kind))
+                .await?;
+        }
+        self.ensure_group(&self.results_stream(), RESULTS_GROUP)
+            .await
+    }
+
+    // ------------------------------------------------------------ tasks
+
+    /// Puts envelopes on their agents' streams (and the pub/sub mirror) in one round trip.
+    pub async fn publish_tasks(&self, envs: &[TaskEnvelope]) -> Result<(), BusError> {
+        let mut p = redis::pipe();
+        for e in envs {
+            let body = e.encode();
+            p.cmd("XADD")
+                .arg(self.task_stream(e.stage))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.cfg.maxlen)
+                .arg("*")
+                .arg("envelope")
+                .arg(&body)
+                .ignore();
+            p.cmd("PUBLISH")
+                .arg(self.task_channel(e.stage))
+                .arg(&body)
+                .ignore();
+        }
+        let mut c = self.cmd.clone();
+        let () = p.query_async(&mut c).await?;
+        Ok(())
+    }
+
+    /// New tasks for `consumer`, blocking up to the configured block time.
+    pub async fn read_tasks(&self, kind: Stage, consumer: &str) -> Result<Vec<Delivery>, BusError> {
+        let stream = self.task_stream(kind);
+        self.read_group(&stream, &Self::group(kind), consumer, "envelope")
+            .await
+    }
+
+    /// Tasks idle longer than the visibility timeout (their consumer died), now owned by
+    /// `consumer`, with their delivery counts.
+    pub async fn reclaim_tasks(
+        &self,
+        kind: Stage,
+        consumer: &str,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let stream = self.task_stream(kind);
+        self.autoclaim(&stream, &Self::group(kind), consumer, "envelope")
+            .await
+    }
+
+    pub async fn ack_task(&self, kind: Stage, id: &str) -> Result<(), BusError> {
+        let mut c = self.cmd.clone();
+        let _: i64 = c
+            .xack(self.task_stream(kind), Self::group(kind), &[id])
+            .await?;
+        Ok(())
+    }
+
+    /// Moves a task to the dead-letter stream (atomically with its acknowledgement).
+    pub async fn dead_letter_task(
+        &self,
+        kind: Stage,
+        d: &Delivery,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("XADD")
+            .arg(self.dlq_stream(kind))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.cfg.maxlen)
+            .arg("*")
+            .arg("envelope")
+            .arg(&d.raw)
+            .arg("reason")
+            .arg(reason)
+            .arg("deliveries")
+            .arg(d.deliveries)
+            .arg("source_id")
+            .arg(&d.id)
+            .ignore()
+            .cmd("XACK")
+            .arg(self.task_stream(kind))
+            .arg(Self::group(kind))
+            .arg(&d.id)
+            .ignore();
+        let mut c = self.cmd.clone();
+        let () = p.query_async(&mut c).await?;
+        Ok(())
+    }
+
+    /// Hands a task back for another agent right away (graceful stop): a fresh copy goes on the
+    /// stream and this delivery is acknowledged, atomically.
+    pub async fn hand_back_task(&self, kind: Stage, d: &Delivery) -> Result<(), BusError> {
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("XADD")
+            .arg(self.task_stream(kind))
+            .arg("*")
+            .arg("envelope")
+            .arg(&d.raw)
+            .ignore()
+            .cmd("XACK")
+            .arg(self.task_stream(kind))
+            .arg(Self::group(kind))
+            .arg(&d.id)
+            .ignore();
+        let mut c = self.cmd.clone();
+        let () = p.query_async(&mut c).await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ results
+
+    pub async fn publish_result(&self, r: &TaskResult) -> Result<(), BusError> {
+        let body = r.encode();
+        let mut p = redis::pipe();
+        p.cmd("XADD")
+            .arg(self.results_stream())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.cfg.maxlen)
+            .arg("*")
+            .arg("result")
+            .arg(&body)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(self.results_channel())
+            .arg(&body)
+            .ignore();
+        let mut c = self.cmd.clone();
+        let () = p.query_async(&mut c).await?;
+        Ok(())
+    }
+
+    pub async fn read_results(&self, consumer: &str) -> Result<Vec<Delivery>, BusError> {
+        let stream = self.results_stream();
+        self.read_group(&stream, RESULTS_GROUP, consumer, "result")
+            .await
+    }
+
+    /// Results a dead orchestrator instance had read but not applied.
+    pub async fn reclaim_results(&self, consumer: &str) -> Result<Vec<Delivery>, BusError> {
+        let stream = self.results_stream();
+        self.autoclaim(&stream, RESULTS_GROUP, consumer, "result")
+            .await
+    }
+
+    pub async fn ack_results(&self, ids: &[String]) -> Result<(), BusError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.cmd.clone();
+        let _: i64 = c.xack(self.results_stream(), RESULTS_GROUP, ids).await?;
+        Ok(())
+    }
+
+    /// Parks an unreadable result (atomically with its acknowledgement).
+    pub async fn dead_letter_result(&self, d: &Delivery, reason: &str) -> Result<(), BusError> {
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("XADD")
+            .arg(self.results_dlq())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.cfg.maxlen)
+            .arg("*")
+            .arg("result")
+            .arg(&d.raw)
+            .arg("reason")
+            .arg(reason)
+            .ignore()
+            .cmd("XACK")
+            .arg(self.results_stream())
+            .arg(RESULTS_GROUP)
+            .arg(&d.id)
+            .ignore();
+        let mut c = self.cmd.clone();
+        let () = p.query_async(&mut c).await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ plumbing
+
+    async fn read_group(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        field: &str,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let mut c = self.blocking.clone();
+        let reply: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(self.cfg.batch)
+            .arg("BLOCK")
+            .arg(self.cfg.block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(stream)
+            .arg(">")
+            .query_async(&mut c)
+            .await;
+        let reply = match reply {
+            Ok(r) => r,
+            // The group vanished (Redis lost its data): recreate it and read again next time.
+            Err(e) if e.code() == Some("NOGROUP") => {
+                tracing::warn!(stream, group, "consumer group missing; recreating it");
+                self.ensure_group(stream, group).await?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| to_delivery(e, field, 1))
+            .collect())
+    }
+
+    async fn autoclaim(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        field: &str,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let mut c = self.cmd.clone();
+        let reply: redis::RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
+            .arg(stream)
+            .arg(group)
+            .arg(consumer)
+            .arg(self.cfg.visibility_timeout.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(self.cfg.batch)
+            .query_async(&mut c)
+            .await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_group(stream, group).await?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if reply.claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        // XAUTOCLAIM does not report delivery counts; XPENDING per entry does.
+        let mut p = redis::pipe();
+        for e in &reply.claimed {
+            p.cmd("XPENDING")
+                .arg(stream)
+                .arg(group)
+                .arg(&e.id)
+                .arg(&e.id)
+                .arg(1);
+        }
+        let counts: Vec<RValue> = p.query_async(&mut c).await?;
+        Ok(reply
+            .claimed
+            .into_iter()
+            .zip(counts)
+            .map(|(e, v)| {
+                let n = delivery_count(&v).unwrap_or(1);
+                to_delivery(e, field, n)
+            })
+            .collect())
+    }
+
+    // ------------------------------------------------------------ agents
+
+    /// Registers or refreshes an agent; the registration expires after `ttl` without heartbeat.
+    pub async fn heartbeat(&self, info: &AgentInfo, ttl: Duration) -> Result<(), BusError> {
+        let key = self.agent_key(&info.kind, &info.id);
+        let body = serde_json::to_string(info).expect("agent info serialises");
+        let mut p = redis::pipe();
+        p.cmd("SET")
+            .arg(&key)
+            .arg(body)
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .ignore()
+            .cmd("SADD")
+            .arg(self.agents_index())
+            .arg(&key)
+            .ignore();
+        let mut c = self.cmd.clone();
+        let () = p.query_async(&mut c).await?;
+        Ok(())
+    }
+
+    pub async fn deregister(&self, kind: &str, id: &str) -> Result<(), BusError> {
+        let key = self.agent_key(kind, id);
+        let mut p = redis::pipe();
+        p.cmd("DEL")
+            .arg(&key)
+            .ignore()
+            .cmd("SREM")
+            .arg(self.agents_index())
+            .arg(&key)
+            .ignore();
+        let mut c = self.cmd.clone();
+        let () = p.query_async(&mut c).await?;
+        Ok(())
+    }
+
+    /// Live agents (registrations whose heartbeat has not expired), sorted by kind and id.
+    pub async fn list_agents(&self) -> Result<Vec<AgentInfo>, BusError> {
+        let mut c = self.cmd.clone();
+        let keys: Vec<String> = c.smembers(self.agents_index()).await?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await?;
+        let mut agents = Vec::new();
+        let mut expired = Vec::new();
+        for (k, v) in keys.iter().zip(values) {
+            match v.and_then(|s| serde_json::from_str::<AgentInfo>(&s).ok()) {
+                Some(a) => agents.push(a),
+                None => expired.push(k.clone()),
+            }
+        }
+        if !expired.is_empty() {
+            let _: i64 = c.srem(self.agents_index(), &expired).await?;
+        }
+        agents.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+        Ok(agents)
+    }
+
+    // ------------------------------------------------------------ metrics
+
+    pub async fn task_stream_stats(&self, kind: Stage) -> Result<StreamStats, BusError> {
+        let mut p = redis::pipe();
+        p.cmd("XLEN").arg(self.task_stream(kind));
+        p.cmd("XLEN").arg(self.dlq_stream(kind));
+        let mut c = self.cmd.clone();
+        let (length, dlq): (u64, u64) = p.query_async(&mut c).await?;
+        let pending = self
+            .pending_count(&self.task_stream(kind), &Self::group(kind))
+            .await?;
+        Ok(StreamStats {
+            length,
+            pending,
+            dlq,
+        })
+    }
+
+    /// Entries of the group not yet delivered to any consumer (the backlog).
+    pub async fn task_backlog(&self, kind: Stage) -> Result<u64, BusError> {
+        let mut c = self.cmd.clone();
+        let groups: redis::RedisResult<RValue> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(self.task_stream(kind))
+            .query_async(&mut c)
+            .await;
+        let Ok(groups) = groups else { return Ok(0) };
+        Ok(find_group_field(&groups, &Self::group(kind), "lag").unwrap_or(0))
+    }
+
+    async fn pending_count(&self, stream: &str, group: &str) -> Result<u64, BusError> {
+        let mut c = self.cmd.clone();
+        let v: redis::RedisResult<RValue> = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(group)
+            .query_async(&mut c)
+            .await;
+        match v {
+            Ok(RValue::Array(items)) => Ok(items.first().and_then(as_u64).unwrap_or(0)),
+            Ok(_) => Ok(0),
+            Err(e) if e.code() == Some("NOGROUP") => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn results_stats(&self) -> Result<StreamStats, BusError> {
+        let mut p = redis::pipe();
+        p.cmd("XLEN").arg(self.results_stream());
+        p.cmd("XLEN").arg(self.results_dlq());
+        let mut c = self.cmd.clone();
+        let (length, dlq): (u64, u64) = p.query_async(&mut c).await?;
+        let pending = self
+            .pending_count(&self.results_stream(), RESULTS_GROUP)
+            .await?;
+        Ok(StreamStats {
+            length,
+            pending,
+            dlq,
+        })
+    }
+}
+
+fn to_delivery(e: StreamId, field: &str, deliveries: u64) -> Delivery {
+    let raw = e
+        .map
+        .get(field)
+        .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+        .unwrap_or_default();
+    Delivery {
+        id: e.id,
+        raw,
+        deliveries,
+    }
+}
+
+fn as_u64(v: &RValue) -> Option<u64> {
+    match v {
+        RValue::Int(i) => u64::try_from(*i).ok(),
+        RValue::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        RValue::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The delivery count from an `XPENDING key group id id 1` reply: `[[id, consumer, idle, count]]`.
+fn delivery_count(v: &RValue) -> Option<u64> {
+    let RValue::Array(rows) = v else { return None };
+    let RValue::Array(row) = rows.first()? else {
+        return None;
+    };
+    as_u64(row.get(3)?)
+}
+
+/// A numeric field of one group in an `XINFO GROUPS` reply (RESP2 flat arrays or RESP3 maps).
+fn find_group_field(v: &RValue, group: &str, field: &str) -> Option<u64> {
+    let RValue::Array(groups) = v else {
+        return None;
+    };
+    for g in groups {
+        let pairs: Vec<(&RValue, &RValue)> = match g {
+            RValue::Array(a) => a
+                .chunks(2)
+                .filter_map(|c| Some((c.first()?, c.get(1)?)))
+                .collect(),
+            RValue::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
+            _ => continue,
+        };
+        let text = |v: &RValue| redis::from_redis_value_ref::<String>(v).ok();
+        let name = pairs
+            .iter()
+            .find(|(k, _)| text(k).as_deref() == Some("name"))
+            .and_then(|(_, v)| text(v));
+        if name.as_deref() == Some(group) {
+            return pairs
+                .iter()
+                .find(|(k, _)| text(k).as_deref() == Some(field))
+                .and_then(|(_, v)| as_u64(v));
+        }
+    }
+    None
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redact_hides_credentials() {
+        assert_eq!(super::redact("redis://:pw@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(super::redact("redis://h:1"), "redis://h:1");
+    }
+}

@@ -1,0 +1,164 @@
+//! The store against a real, fresh Postgres database.
+
+use chrono::Utc;
+use platform_core::{
+    RESULT_SCHEMA_VERSION, Stage, TaskEnvelope, TaskOutcome, TaskResult, WorkflowState,
+    WorkflowType,
+};
+use platform_store::{Applied, NewWorkflow, Store};
+use serde_json::json;
+
+async fn store() -> anyhow::Result<Store> {
+    let db = test_support::fresh_database().await?;
+    let s = Store::connect(&db.url, 4).await?;
+    s.migrate().await?;
+    Ok(s)
+}
+
+fn new_wf() -> NewWorkflow {
+    NewWorkflow {
+        name: "shop".into(),
+        kind: WorkflowType::App,
+        description: String::new(),
+        template: "static-web".into(),
+        params: json!({"title": "Shop"}),
+        correlation_id: "c1".into(),
+    }
+}
+
+async fn take_outbox(s: &Store) -> anyhow::Result<Vec<TaskEnvelope>> {
+    let mut out = Vec::new();
+    s.drain_outbox(100, |rows| {
+        for r in rows {
+            out.push(serde_json::from_value(r.envelope).unwrap());
+        }
+        async { Ok::<_, ()>(()) }
+    })
+    .await?
+    .unwrap();
+    Ok(out)
+}
+
+fn result(env: &TaskEnvelope, outcome: TaskOutcome) -> TaskResult {
+    TaskResult {
+        schema_version: RESULT_SCHEMA_VERSION,
+        task_id: env.task_id,
+        workflow_id: env.workflow_id,
+        stage: env.stage,
+        attempt: env.attempt,
+        agent_id: "a1".into(),
+        correlation_id: env.correlation_id.clone(),
+        outcome,
+        picked_up_at: Utc::now(),
+        finished_at: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn a_workflow_walks_all_stages_once_and_duplicates_change_nothing() -> anyhow::Result<()> {
+    let s = store().await?;
+    let wf = s.create_workflow(new_wf()).await?;
+    assert_eq!(wf.state, "scaffolding");
+    for stage in Stage::ALL {
+        let envs = take_outbox(&s).await?;
+        assert_eq!(envs.len(), 1, "one dispatch for {stage}");
+        assert_eq!(envs[0].stage, stage);
+        let r = result(
+            &envs[0],
+            TaskOutcome::Succeeded {
+                output: json!({"stage": stage.as_str()}),
+            },
+        );
+        assert!(matches!(
+            s.apply_result(&r).await?,
+            Applied::Advanced { .. }
+        ));
+        assert!(matches!(s.apply_result(&r).await?, Applied::Ignored { .. }));
+    }
+    assert!(take_outbox(&s).await?.is_empty());
+    let d = s.get_workflow(wf.id).await?.unwrap();
+    assert_eq!(d.workflow.state, "completed");
+    assert_eq!(d.workflow.context["e2e"]["stage"], "e2e");
+    let path: Vec<_> = d
+        .events
+        .iter()
+        .filter(|e| e.kind == "transition")
+        .map(|e| e.to_state.clone().unwrap())
+        .collect();
+    assert_eq!(
+        path,
+        [
+            "initiated",
+            "scaffolding",
+            "validating",
+            "e2e_testing",
+            "integrating",
+            "deploying",
+            "completed"
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn cancel_ignores_late_results_and_refuses_twice() -> anyhow::Result<()> {
+    let s = store().await?;
+    let wf = s.create_workflow(new_wf()).await?;
+    let envs = take_outbox(&s).await?;
+    s.cancel(wf.id, "user").await?;
+    let late = result(&envs[0], TaskOutcome::Succeeded { output: json!({}) });
+    assert!(matches!(
+        s.apply_result(&late).await?,
+        Applied::Ignored { .. }
+    ));
+    assert!(s.cancel(wf.id, "again").await.is_err());
+    assert_eq!(
+        s.get_workflow(wf.id).await?.unwrap().workflow.state,
+        "cancelled"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn failure_and_dead_letter_fail_the_workflow_with_the_reason() -> anyhow::Result<()> {
+    let s = store().await?;
+    let wf = s.create_workflow(new_wf()).await?;
+    let envs = take_outbox(&s).await?;
+    let r = result(
+        &envs[0],
+        TaskOutcome::DeadLettered {
+            reason: "3 deliveries".into(),
+        },
+    );
+    s.apply_result(&r).await?;
+    let d = s.get_workflow(wf.id).await?.unwrap();
+    assert_eq!(d.workflow.state, "failed");
+    assert!(
+        d.workflow
+            .failure_reason
+            .unwrap()
+            .contains("dead-lettered: 3 deliveries")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stale_tasks_are_redispatched_then_failed() -> anyhow::Result<()> {
+    let s = store().await?;
+    let wf = s.create_workflow(new_wf()).await?;
+    take_outbox(&s).await?;
+    let zero = std::time::Duration::ZERO;
+    assert_eq!(s.redispatch_stale(zero, 2).await?, 1);
+    let again = take_outbox(&s).await?;
+    assert_eq!(again[0].attempt, 2);
+    assert_eq!(s.redispatch_stale(zero, 2).await?, 1);
+    let d = s.get_workflow(wf.id).await?.unwrap();
+    assert_eq!(d.workflow.state, "failed");
+    assert!(
+        d.workflow
+            .failure_reason
+            .unwrap()
+            .contains("no result after 2")
+    );
+    Ok(())
+}
