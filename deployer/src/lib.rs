@@ -2,9 +2,15 @@
 //! deployment agent. Organised by what users do: config, render, diff, verify, build, push,
 //! release, rollback, history.
 
+pub mod aws;
 pub mod config;
+pub mod diff;
+pub mod exit;
+pub mod image;
 pub mod render;
 pub mod taskdef;
+pub mod vars;
+pub mod verify;
 
 // release / rollback (issue 5)
 pub mod audit;
