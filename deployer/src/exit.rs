@@ -23,6 +23,18 @@ pub enum Code {
     Image = 6,
     /// Anything else (a bug): please report it.
     Internal = 9,
+    /// release/rollback: a smoke check or the agent gate failed; rolled back by the deployer.
+    RolledBackSmoke = 10,
+    /// release: ECS rolled back by itself (circuit breaker, alarm, hook timeout).
+    RolledBackEcs = 11,
+    /// release: a deployment did not finish in time (rolled back).
+    TimedOut = 12,
+    /// release/rollback: the environment's deploy lock is held by someone else.
+    LockHeld = 13,
+    /// release: the migration task failed; no service was changed.
+    MigrationFailed = 14,
+    /// release: Ctrl-C / SIGTERM; in-flight deployments were rolled back.
+    Interrupted = 15,
 }
 
 impl Code {

@@ -18,3 +18,6 @@ pub mod ecs_deploy;
 pub mod history;
 pub mod lock;
 pub mod smoke;
+pub mod release;
+pub mod rollback;
+pub mod status;

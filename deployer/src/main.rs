@@ -145,7 +145,27 @@ enum Command {
         #[arg(long, env = "DEPLOYER_GIT_SHA")]
         git_sha: Option<String>,
     },
-    // Issue 5 adds: Release, Rollback, Status, History, Lock.
+    /// Release to an environment: migration, blue/green with smoke-test gates, automatic rollback.
+    #[command(after_help = deployer::release::cli::RELEASE_EXAMPLES)]
+    Release(deployer::release::cli::ReleaseCmd),
+    /// Roll an environment back: the in-flight deployment, or to the previous (or a named) release.
+    #[command(after_help = deployer::release::cli::ROLLBACK_EXAMPLES)]
+    Rollback(deployer::release::cli::RollbackCmd),
+    /// The environment's lock, services, in-flight deployments (paused hooks) and recent releases.
+    #[command(after_help = "Examples:
+  deployer status --env staging
+  deployer status --env production -o json")]
+    Status,
+    /// Past releases from the audit table, newest first.
+    #[command(after_help = "Examples:
+  deployer history --env production --limit 5
+  deployer history --env staging -o json")]
+    History(deployer::release::cli::HistoryCmd),
+    /// Inspect or remove the environment's deploy lock.
+    #[command(subcommand, after_help = "Examples:
+  deployer lock status --env staging
+  deployer lock release --env staging --force")]
+    Lock(deployer::release::cli::LockCmd),
     /// Print shell completions.
     #[command(after_help = "Examples:
   deployer completions bash > ~/.local/share/bash-completion/completions/deployer
@@ -240,6 +260,33 @@ async fn run(cli: Cli) -> CmdResult<Code> {
             cmd_build(&g, git_sha.as_deref(), platform, context, dockerfile).await
         }
         Command::Push { git_sha } => cmd_push(&g, git_sha.as_deref()).await,
+        Command::Release(cmd) => {
+            let (cfg, name, sdk) = release_env(&g).await?;
+            let json = g.output == Output::Json;
+            let code = deployer::release::cli::release(cfg, &name, &sdk, g.quiet, json, &cmd).await;
+            Ok(deployer::release::cli::to_code(code))
+        }
+        Command::Rollback(cmd) => {
+            let (cfg, name, sdk) = release_env(&g).await?;
+            let json = g.output == Output::Json;
+            let code = deployer::release::cli::rollback(cfg, &name, &sdk, g.quiet, json, &cmd).await;
+            Ok(deployer::release::cli::to_code(code))
+        }
+        Command::Status => {
+            let (cfg, name, sdk) = release_env(&g).await?;
+            let code = deployer::release::cli::status(cfg, &name, &sdk, g.output == Output::Json).await;
+            Ok(deployer::release::cli::to_code(code))
+        }
+        Command::History(cmd) => {
+            let (cfg, name, sdk) = release_env(&g).await?;
+            let code = deployer::release::cli::history(cfg, &name, &sdk, g.output == Output::Json, &cmd).await;
+            Ok(deployer::release::cli::to_code(code))
+        }
+        Command::Lock(cmd) => {
+            let (cfg, name, sdk) = release_env(&g).await?;
+            let code = deployer::release::cli::lock(cfg, &name, &sdk, g.output == Output::Json, &cmd).await;
+            Ok(deployer::release::cli::to_code(code))
+        }
     }
 }
 
@@ -272,6 +319,13 @@ fn load_env(g: &Global) -> CmdResult<(Config, String)> {
 
 fn env_of<'a>(cfg: &'a Config, name: &str) -> &'a Environment {
     cfg.environments.get(name).expect("checked by load_env")
+}
+
+/// Config, environment name and SDK config for the release-side commands (issue 5).
+async fn release_env(g: &Global) -> CmdResult<(Config, String, aws_config::SdkConfig)> {
+    let (cfg, name) = load_env(g)?;
+    let sdk = sdk_for(env_of(&cfg, &name)).await?;
+    Ok((cfg, name, sdk))
 }
 
 async fn sdk_for(env: &Environment) -> CmdResult<aws_config::SdkConfig> {

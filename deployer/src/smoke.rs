@@ -240,9 +240,9 @@ pub async fn run_check(
     let mut failures = 0;
     let mut successes = 0;
     let mut backoff = check.backoff;
-    let mut last_status = None;
-    let mut last_body = String::new();
-    let mut failure = None;
+    let mut last_status;
+    let mut last_body;
+    let mut failure;
     loop {
         attempts += 1;
         let mut req = client
