@@ -40,32 +40,32 @@ locals {
     "orchestrator" = {
       container_name = "orchestrator", container_port = 3000, command = ["orchestrator"]
       load_balanced  = true, strategy = "BLUE_GREEN", pause_stages = ["POST_TEST_TRAFFIC_SHIFT"]
-      role           = "orchestrator", cpu = 1024, memory = 2048, desired_count = 2, min_count = 1, max_count = 6
+      cpu            = 1024, memory = 2048, desired_count = 2, min_count = 1, max_count = 6
     }
     "agent-scaffold" = {
       container_name = "agent-scaffold", command = ["agent", "--kind", "scaffold"], agent_kind = "scaffold"
       load_balanced  = false, strategy = "ROLLING", pause_stages = []
-      role           = "agent", cpu = 512, memory = 1024, desired_count = 2, min_count = 1, max_count = 10, spot_weight = 3
+      cpu            = 512, memory = 1024, desired_count = 2, min_count = 1, max_count = 10, spot_weight = 3
     }
     "agent-validation" = {
       container_name = "agent-validation", command = ["agent", "--kind", "validation"], agent_kind = "validation"
       load_balanced  = false, strategy = "ROLLING", pause_stages = []
-      role           = "agent", cpu = 512, memory = 1024, desired_count = 2, min_count = 1, max_count = 10, spot_weight = 3
+      cpu            = 512, memory = 1024, desired_count = 2, min_count = 1, max_count = 10, spot_weight = 3
     }
     "agent-e2e" = {
       container_name = "agent-e2e", command = ["agent", "--kind", "e2e"], agent_kind = "e2e"
       load_balanced  = false, strategy = "ROLLING", pause_stages = []
-      role           = "agent", cpu = 512, memory = 2048, desired_count = 2, min_count = 1, max_count = 10, spot_weight = 3
+      cpu            = 512, memory = 2048, desired_count = 2, min_count = 1, max_count = 10, spot_weight = 3
     }
     "agent-integration" = {
       container_name = "agent-integration", command = ["agent", "--kind", "integration"], agent_kind = "integration"
       load_balanced  = false, strategy = "ROLLING", pause_stages = []
-      role           = "agent", cpu = 512, memory = 1024, desired_count = 2, min_count = 1, max_count = 10, spot_weight = 3
+      cpu            = 512, memory = 1024, desired_count = 2, min_count = 1, max_count = 10, spot_weight = 3
     }
     "agent-deployment" = {
       container_name = "agent-deployment", command = ["agent", "--kind", "deployment"], agent_kind = "deployment"
       load_balanced  = false, strategy = "ROLLING", pause_stages = []
-      role           = "agent", cpu = 512, memory = 1024, desired_count = 2, min_count = 1, max_count = 10, spot_weight = 3
+      cpu            = 512, memory = 1024, desired_count = 2, min_count = 1, max_count = 10, spot_weight = 3
     }
   }
 

@@ -17,11 +17,6 @@ locals {
   region     = data.aws_region.current.region
   image      = "${module.ecr.repository_url}:${var.image_tag}"
   lb_service = one([for k, s in var.services : k if s.load_balanced])
-  task_roles = {
-    orchestrator = aws_iam_role.task["orchestrator"].arn
-    agent        = aws_iam_role.task["agent"].arn
-    migrate      = aws_iam_role.task["migrate"].arn
-  }
   common_secrets = {
     DATABASE_URL = module.data.database_url_secret_arn
     REDIS_URL    = module.data.redis_url_secret_arn
@@ -189,9 +184,10 @@ resource "aws_vpc_security_group_egress_rule" "tasks_vpc" {
   ip_protocol       = "tcp"
 }
 
+# One task role for every platform task (the templates share one `taskRoleArn`): the platform
+# itself calls AWS only to publish the backlog metric.
 resource "aws_iam_role" "task" {
-  for_each           = toset(["orchestrator", "agent", "migrate"])
-  name               = "${var.name}-task-${each.key}"
+  name               = "${var.name}-task"
   assume_role_policy = module.cluster.tasks_assume_role_policy
 }
 
@@ -210,7 +206,7 @@ data "aws_iam_policy_document" "orchestrator_metrics" {
 
 resource "aws_iam_role_policy" "orchestrator_metrics" {
   name   = "publish-backlog-metric"
-  role   = aws_iam_role.task["orchestrator"].id
+  role   = aws_iam_role.task.id
   policy = data.aws_iam_policy_document.orchestrator_metrics.json
 }
 
@@ -229,7 +225,7 @@ module "service" {
   cpu                = each.value.cpu
   memory             = each.value.memory
   execution_role_arn = module.cluster.execution_role_arn
-  task_role_arn      = local.task_roles[each.value.role]
+  task_role_arn      = aws_iam_role.task.arn
   log_group_name     = module.cluster.log_group_name
   desired_count      = each.value.desired_count
   min_count          = each.value.min_count
@@ -289,7 +285,7 @@ resource "aws_ecs_task_definition" "migrate" {
   cpu                      = var.migration_task.cpu
   memory                   = var.migration_task.memory
   execution_role_arn       = module.cluster.execution_role_arn
-  task_role_arn            = local.task_roles["migrate"]
+  task_role_arn            = aws_iam_role.task.arn
 
   container_definitions = jsonencode([
     {
@@ -324,7 +320,7 @@ module "github" {
   cluster_arn              = module.cluster.cluster_arn
   cluster_name             = module.cluster.cluster_name
   task_definition_families = concat([for m in module.service : m.task_definition_family], [var.migration_task.family])
-  pass_role_arns           = concat([module.cluster.execution_role_arn], values(local.task_roles))
+  pass_role_arns           = [module.cluster.execution_role_arn, aws_iam_role.task.arn]
   ecr_repository_arn       = module.ecr.repository_arn
   dynamodb_table_arns      = [module.deploy_state.lock_table_arn, module.deploy_state.audit_table_arn]
   log_group_arn            = "arn:${data.aws_partition.current.partition}:logs:${local.region}:${local.account}:log-group:${module.cluster.log_group_name}"

@@ -58,7 +58,6 @@ variable "services" {
     load_balanced  = bool
     strategy       = string
     pause_stages   = list(string)
-    role           = string
     cpu            = number
     memory         = number
     desired_count  = number
