@@ -84,9 +84,26 @@ pub async fn preflight(config: &SdkConfig) -> Result<(), Failure> {
     };
     match tokio::time::timeout(Duration::from_secs(20), provider.provide_credentials()).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(no_credentials(&aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())),
+        Ok(Err(e)) => Err(no_credentials(&short_chain(&e))),
         Err(_) => Err(no_credentials("resolving credentials took more than 20 s")),
     }
+}
+
+/// An error and its first causes, each cut short: SDK errors nest raw responses in their Debug.
+fn short_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        if parts.len() >= 3 {
+            break;
+        }
+        let text: String = s.to_string().chars().take(160).collect();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
 }
 
 fn no_credentials(why: &str) -> Failure {
@@ -131,7 +148,8 @@ where
             "check the endpoint and the network; retry".into(),
         ),
         SdkError::ResponseError(_) => (
-            "AWS answered with a response that is not the API's (is the endpoint an AWS API?)".into(),
+            "AWS answered with a response that is not the API's (is the endpoint an AWS API?)"
+                .into(),
             "check --endpoint-url / AWS_ENDPOINT_URL".into(),
         ),
         SdkError::ServiceError(s) => {
@@ -142,9 +160,15 @@ where
                 "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
                     "the credentials lack this permission; check the IAM policy of the role/profile"
                 }
-                "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredTokenException"
-                | "InvalidSignatureException" => "the credentials are invalid or expired; refresh them (aws sso login, new keys)",
-                "ThrottlingException" | "TooManyRequestsException" => "AWS throttled the calls even after retries; try again later",
+                "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "ExpiredTokenException"
+                | "InvalidSignatureException" => {
+                    "the credentials are invalid or expired; refresh them (aws sso login, new keys)"
+                }
+                "ThrottlingException" | "TooManyRequestsException" => {
+                    "AWS throttled the calls even after retries; try again later"
+                }
                 _ => "see the message above",
             };
             (format!("{code}: {msg}"), hint.into())
@@ -168,8 +192,10 @@ where
             let e = s.err();
             let code = e.code().unwrap_or_default();
             let msg = e.message().unwrap_or_default();
-            matches!(code, "UnknownOperationException" | "InvalidAction" | "NotImplemented")
-                || msg.contains("not yet implemented")
+            matches!(
+                code,
+                "UnknownOperationException" | "InvalidAction" | "NotImplemented"
+            ) || msg.contains("not yet implemented")
                 || msg.contains("not implemented")
         }
         SdkError::ResponseError(_) => true,

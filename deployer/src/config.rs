@@ -127,6 +127,10 @@ pub struct Environment {
     pub smoke_checks: Vec<SmokeCheck>,
     #[serde(default)]
     pub services: Vec<Service>,
+    /// Set when settings reference `tf_output` but the outputs file could not be read: using
+    /// the environment is then an error naming the file.
+    #[serde(skip)]
+    pub unresolved_tf_outputs: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -545,6 +549,7 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config, Co
         })
         .unwrap_or_else(|| PathBuf::from("."));
     resolve_secrets(&mut config, env)?;
+    resolve_tf_outputs(&mut config)?;
     check(&config)?;
     Ok(config)
 }
@@ -589,7 +594,13 @@ fn parse_str(path: &Path, text: &str, env: &[(String, String)]) -> Result<Config
             .filter(|(k, _)| key.starts_with(k.as_str()) || k.starts_with(key.as_str()))
             .map(|(_, v)| v.clone())
             .next()
-            .unwrap_or_else(|| applied.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>().join(", "));
+            .unwrap_or_else(|| {
+                applied
+                    .iter()
+                    .map(|(_, v)| v.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
         ConfigError::Env {
             hint: hint_for(&message),
             var,
@@ -607,10 +618,13 @@ fn set_path(tree: &mut toml::Value, keys: &[String], raw: &str) -> Result<(), St
                 .entry(k.clone())
                 .or_insert_with(|| toml::Value::Table(Default::default())),
             toml::Value::Array(a) => {
-                let i: usize = k.parse().map_err(|_| format!("`{k}` is not a list index"))?;
+                let i: usize = k
+                    .parse()
+                    .map_err(|_| format!("`{k}` is not a list index"))?;
                 let len = a.len();
-                a.get_mut(i)
-                    .ok_or_else(|| format!("index {i} is out of range (the list has {len} items)"))?
+                a.get_mut(i).ok_or_else(|| {
+                    format!("index {i} is out of range (the list has {len} items)")
+                })?
             }
             _ => return Err(format!("`{k}` is inside a value that is not a table")),
         };
@@ -630,10 +644,13 @@ fn set_path(tree: &mut toml::Value, keys: &[String], raw: &str) -> Result<(), St
             Ok(())
         }
         toml::Value::Array(a) => {
-            let i: usize = last.parse().map_err(|_| format!("`{last}` is not a list index"))?;
+            let i: usize = last
+                .parse()
+                .map_err(|_| format!("`{last}` is not a list index"))?;
             let len = a.len();
             *a.get_mut(i)
-                .ok_or_else(|| format!("index {i} is out of range (the list has {len} items)"))? = value;
+                .ok_or_else(|| format!("index {i} is out of range (the list has {len} items)"))? =
+                value;
             Ok(())
         }
         _ => Err(format!("`{last}` is inside a value that is not a table")),
@@ -764,7 +781,10 @@ fn check(config: &Config) -> Result<(), ConfigError> {
                 ];
                 if !STAGES.contains(&h.stage.as_str()) {
                     return Err(invalid(
-                        format!("{at}.hooks[{j}].stage: `{}` is not a lifecycle stage", h.stage),
+                        format!(
+                            "{at}.hooks[{j}].stage: `{}` is not a lifecycle stage",
+                            h.stage
+                        ),
                         &format!("use one of {}", STAGES.join(", ")),
                     ));
                 }
@@ -780,14 +800,18 @@ fn check(config: &Config) -> Result<(), ConfigError> {
                 && lb.alternate_target_group_arn.is_none()
             {
                 return Err(invalid(
-                    format!("{at}.load_balancer: blue_green with a load balancer needs alternate_target_group_arn"),
+                    format!(
+                        "{at}.load_balancer: blue_green with a load balancer needs alternate_target_group_arn"
+                    ),
                     "add alternate_target_group_arn, production_listener_rule, test_listener_rule and role_arn",
                 ));
             }
             for name in s.smoke_checks.iter().flatten() {
                 if !e.smoke_checks.iter().any(|c| &c.name == name) {
                     return Err(invalid(
-                        format!("{at}.smoke_checks: `{name}` is not a smoke check of this environment"),
+                        format!(
+                            "{at}.smoke_checks: `{name}` is not a smoke check of this environment"
+                        ),
                         "define it under [[environments.<env>.smoke_checks]]",
                     ));
                 }
@@ -796,12 +820,18 @@ fn check(config: &Config) -> Result<(), ConfigError> {
         for (i, c) in e.smoke_checks.iter().enumerate() {
             let at = format!("environments.{env_name}.smoke_checks[{i}]");
             if !c.path.starts_with('/') {
-                return Err(invalid(format!("{at}.path: `{}` must start with /", c.path), "e.g. path = \"/api/v1/health\""));
+                return Err(invalid(
+                    format!("{at}.path: `{}` must start with /", c.path),
+                    "e.g. path = \"/api/v1/health\"",
+                ));
             }
             for (j, a) in c.assertions.iter().enumerate() {
                 if !a.pointer.is_empty() && !a.pointer.starts_with('/') {
                     return Err(invalid(
-                        format!("{at}.assertions[{j}].pointer: `{}` is not a JSON pointer", a.pointer),
+                        format!(
+                            "{at}.assertions[{j}].pointer: `{}` is not a JSON pointer",
+                            a.pointer
+                        ),
                         "JSON pointers start with /, e.g. \"/git_sha\"",
                     ));
                 }
@@ -811,9 +841,194 @@ fn check(config: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The `{{tf_output "name"}}` references in a string: (byte range, output name).
+pub fn tf_output_refs(s: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(start) = s[from..].find("{{").map(|i| i + from) {
+        let Some(end) = s[start..].find("}}").map(|i| i + start + 2) else {
+            break;
+        };
+        let inner = s[start + 2..end - 2].trim();
+        if let Some(arg) = inner.strip_prefix("tf_output") {
+            let name = arg
+                .trim()
+                .trim_matches(|c| c == '"' || c == '\'')
+                .to_string();
+            if !name.is_empty() {
+                out.push((start..end, name));
+            }
+        }
+        from = end;
+    }
+    out
+}
+
+/// Replaces `{{tf_output "name"}}` in every string setting of each environment with the value
+/// from its `tf_output` file (`terraform output -json`). A list element that is exactly one
+/// reference to a list output expands to that list (e.g. subnets).
+fn resolve_tf_outputs(config: &mut Config) -> Result<(), ConfigError> {
+    for (name, env) in config.environments.iter_mut() {
+        let mut settings = serde_json::to_value(&*env).expect("environment serialises");
+        let mut strings = Vec::new();
+        collect_strings(&settings, &mut strings);
+        if !strings.iter().any(|s| !tf_output_refs(s).is_empty()) {
+            continue;
+        }
+        let Some(file) = env.tf_output.clone() else {
+            return Err(ConfigError::Invalid {
+                path: config.source.clone(),
+                message: format!("environments.{name} uses tf_output references but sets no `tf_output` file"),
+                hint: Some("add tf_output = \"<file written by terraform output -json>\" to the environment".into()),
+            });
+        };
+        let path = if file.is_absolute() {
+            file
+        } else {
+            config.root.join(file)
+        };
+        let outputs: serde_json::Value = match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("not JSON: {e}")))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                env.unresolved_tf_outputs = Some(format!(
+                    "environment `{name}` takes settings from {} ({e}); write it with `terraform output -json > {}`",
+                    path.display(),
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        substitute(&mut settings, &outputs, &path).map_err(|message| ConfigError::Invalid {
+            path: config.source.clone(),
+            message: format!("environments.{name}: {message}"),
+            hint: Some(format!(
+                "add the output to terraform or fix the reference; outputs are read from {}",
+                path.display()
+            )),
+        })?;
+        if let Some(o) = settings.as_object_mut() {
+            o.remove("api_token");
+            if let Some(n) = o.get_mut("notifications").and_then(|n| n.as_object_mut()) {
+                n.remove("webhook_url");
+            }
+        }
+        let mut resolved: Environment =
+            serde_json::from_value(settings).map_err(|e| ConfigError::Invalid {
+                path: config.source.clone(),
+                message: format!("environments.{name}: after substituting terraform outputs: {e}"),
+                hint: Some("a tf_output value has the wrong type for its setting".into()),
+            })?;
+        resolved.api_token = env.api_token.take();
+        resolved.notifications.webhook_url = env.notifications.webhook_url.take();
+        *env = resolved;
+    }
+    Ok(())
+}
+
+fn collect_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+fn output_value<'a>(
+    outputs: &'a serde_json::Value,
+    name: &str,
+    path: &Path,
+) -> Result<&'a serde_json::Value, String> {
+    let o = outputs
+        .get(name)
+        .ok_or_else(|| format!("terraform output `{name}` is not in {}", path.display()))?;
+    if o.get("sensitive").and_then(serde_json::Value::as_bool) == Some(true) {
+        return Err(format!(
+            "terraform output `{name}` is sensitive and cannot be a setting"
+        ));
+    }
+    Ok(o.get("value").unwrap_or(o))
+}
+
+fn substitute(
+    v: &mut serde_json::Value,
+    outputs: &serde_json::Value,
+    path: &Path,
+) -> Result<(), String> {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) => {
+            let refs = tf_output_refs(s);
+            if refs.is_empty() {
+                return Ok(());
+            }
+            if refs.len() == 1 && refs[0].0 == (0..s.len()) {
+                let val = output_value(outputs, &refs[0].1, path)?;
+                *v = match val {
+                    J::String(x) => J::String(x.clone()),
+                    J::Number(n) => J::String(n.to_string()),
+                    other => other.clone(),
+                };
+                return Ok(());
+            }
+            let mut out = String::new();
+            let mut last = 0;
+            for (range, name) in refs {
+                out.push_str(&s[last..range.start]);
+                match output_value(outputs, &name, path)? {
+                    J::String(x) => out.push_str(x),
+                    other => out.push_str(&other.to_string()),
+                }
+                last = range.end;
+            }
+            out.push_str(&s[last..]);
+            *s = out;
+        }
+        J::Array(items) => {
+            let mut expanded = Vec::new();
+            for mut item in std::mem::take(items) {
+                let whole_ref = item.as_str().is_some_and(
+                    |s| matches!(tf_output_refs(s).as_slice(), [(r, _)] if *r == (0..s.len())),
+                );
+                substitute(&mut item, outputs, path)?;
+                match item {
+                    J::Array(inner) if whole_ref => expanded.extend(inner),
+                    other => expanded.push(other),
+                }
+            }
+            *items = expanded;
+        }
+        J::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                // Template variables keep their references: templates resolve them at render time.
+                if k == "vars" {
+                    continue;
+                }
+                substitute(x, outputs, path)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl Config {
     /// The named environment, or an error listing the known ones (with the closest name).
     pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
+        if let Some(e) = self.environments.get(name)
+            && let Some(why) = &e.unresolved_tf_outputs
+        {
+            return Err(ConfigError::Invalid {
+                path: self.source.clone(),
+                message: why.clone(),
+                hint: Some(
+                    "run terraform output -json for this environment, or fix `tf_output`".into(),
+                ),
+            });
+        }
         self.environments.get(name).ok_or_else(|| {
             let known: Vec<String> = self.environments.keys().cloned().collect();
             let hint = known
@@ -882,7 +1097,9 @@ pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {
         toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
         toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(toml_to_json).collect()),
         toml::Value::Table(t) => serde_json::Value::Object(
-            t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect(),
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
         ),
     }
 }
@@ -908,7 +1125,10 @@ desired_count = 2
 "#;
 
     fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: Vec<(String, String)> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         let mut c = parse_str(Path::new("deployer.toml"), text, &env)?;
         c.source = "deployer.toml".into();
         resolve_secrets(&mut c, &env)?;
@@ -929,16 +1149,23 @@ desired_count = 2
     fn unknown_key_has_line_and_suggestion() {
         let text = MIN.replace("cluster = \"staging\"", "clustr = \"staging\"");
         let e = parse(&text, &[]).unwrap_err();
-        let ConfigError::Parse { line, hint, .. } = &e else { panic!("{e:?}") };
+        let ConfigError::Parse { line, hint, .. } = &e else {
+            panic!("{e:?}")
+        };
         assert_eq!(*line, Some(8));
-        assert_eq!(hint.as_deref(), Some("did you mean `cluster`? (keys are listed in docs/deployer.md)"));
+        assert_eq!(
+            hint.as_deref(),
+            Some("did you mean `cluster`? (keys are listed in docs/deployer.md)")
+        );
     }
 
     #[test]
     fn wrong_type_has_line_and_hint() {
         let text = MIN.replace("desired_count = 2", "desired_count = \"two\"");
         let e = parse(&text, &[]).unwrap_err();
-        let ConfigError::Parse { line, hint, .. } = &e else { panic!("{e:?}") };
+        let ConfigError::Parse { line, hint, .. } = &e else {
+            panic!("{e:?}")
+        };
         assert_eq!(*line, Some(14));
         assert_eq!(hint.as_deref(), Some("write the number without quotes"));
     }
@@ -949,7 +1176,10 @@ desired_count = 2
             MIN,
             &[
                 ("DEPLOYER_ENVIRONMENTS__STAGING__CLUSTER", "other"),
-                ("DEPLOYER_ENVIRONMENTS__STAGING__SERVICES__0__DESIRED_COUNT", "5"),
+                (
+                    "DEPLOYER_ENVIRONMENTS__STAGING__SERVICES__0__DESIRED_COUNT",
+                    "5",
+                ),
             ],
         )
         .unwrap();
@@ -957,8 +1187,47 @@ desired_count = 2
         assert_eq!(e.cluster, "other");
         assert_eq!(e.services[0].desired_count, 5);
 
-        let err = parse(MIN, &[("DEPLOYER_ENVIRONMENTS__STAGING__SERVICES__0__DESIRED_COUNT", "many")]).unwrap_err();
-        assert!(err.to_string().starts_with("DEPLOYER_ENVIRONMENTS__STAGING__SERVICES__0__DESIRED_COUNT:"), "{err}");
+        let err = parse(
+            MIN,
+            &[(
+                "DEPLOYER_ENVIRONMENTS__STAGING__SERVICES__0__DESIRED_COUNT",
+                "many",
+            )],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("DEPLOYER_ENVIRONMENTS__STAGING__SERVICES__0__DESIRED_COUNT:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tf_output_references_resolve_from_the_outputs_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("out.json"),
+            r#"{"cluster_name": {"value": "c-1", "type": "string", "sensitive": false},
+                "subnets": {"value": ["s-1", "s-2"], "type": ["list", "string"], "sensitive": false}}"#,
+        )
+        .unwrap();
+        let text = MIN
+            .replace("cluster = \"staging\"", "cluster = '{{tf_output \"cluster_name\"}}'\ntf_output = \"out.json\"\nnetwork = { subnets = ['{{ tf_output \"subnets\" }}', \"s-3\"] }\nvars = { keep = '{{tf_output \"x\"}}' }");
+        let path = dir.path().join("deployer.toml");
+        std::fs::write(&path, text).unwrap();
+        let c = load_with_env(&path, &[]).unwrap();
+        let e = c.environment("staging").unwrap();
+        assert_eq!(e.cluster, "c-1");
+        assert_eq!(
+            e.network.as_ref().unwrap().subnets,
+            vec!["s-1", "s-2", "s-3"]
+        );
+        assert_eq!(e.vars["keep"].as_str(), Some("{{tf_output \"x\"}}"));
+
+        std::fs::remove_file(dir.path().join("out.json")).unwrap();
+        let c = load_with_env(&path, &[]).unwrap();
+        let err = c.environment("staging").unwrap_err().to_string();
+        assert!(err.contains("out.json"), "{err}");
     }
 
     #[test]

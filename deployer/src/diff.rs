@@ -79,7 +79,12 @@ pub fn normalise(td: &Value) -> Value {
         for c in containers.iter_mut() {
             normalise_container(c, &network_mode);
         }
-        containers.sort_by_key(|c| c.get("name").and_then(Value::as_str).unwrap_or_default().to_string());
+        containers.sort_by_key(|c| {
+            c.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        });
     }
     canonical(&v).unwrap_or(Value::Object(Map::new()))
 }
@@ -120,11 +125,21 @@ fn normalise_container(c: &mut Value, network_mode: &str) {
     }
     for list in ["environment", "secrets"] {
         if let Some(Value::Array(a)) = c.get_mut(list) {
-            a.sort_by_key(|e| e.get("name").and_then(Value::as_str).unwrap_or_default().to_string());
+            a.sort_by_key(|e| {
+                e.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            });
         }
     }
     if let Some(Value::Object(h)) = c.get_mut("healthCheck") {
-        for (k, d) in [("interval", 30), ("timeout", 5), ("retries", 3), ("startPeriod", 0)] {
+        for (k, d) in [
+            ("interval", 30),
+            ("timeout", 5),
+            ("retries", 3),
+            ("startPeriod", 0),
+        ] {
             if !h.contains_key(k) {
                 h.insert(k.into(), Value::from(d));
             }
@@ -142,8 +157,10 @@ fn canonical(v: &Value) -> Option<Value> {
             (!items.is_empty()).then_some(Value::Array(items))
         }
         Value::Object(o) => {
-            let mut entries: Vec<(&String, Value)> =
-                o.iter().filter_map(|(k, v)| canonical(v).map(|v| (k, v))).collect();
+            let mut entries: Vec<(&String, Value)> = o
+                .iter()
+                .filter_map(|(k, v)| canonical(v).map(|v| (k, v)))
+                .collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
             let mut m = Map::new();
             for (k, v) in entries {
@@ -206,8 +223,17 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
             keys.sort();
             keys.dedup();
             for k in keys {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                walk(&p, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                walk(
+                    &p,
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
             }
         }
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
@@ -258,11 +284,28 @@ mod tests {
 
     #[test]
     fn one_field_change_shows_that_field() {
-        let a = normalise(&json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i:1"}]}));
-        let b = normalise(&json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i:2"}]}));
+        let a = normalise(
+            &json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i:1"}]}),
+        );
+        let b = normalise(
+            &json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i:2"}]}),
+        );
         let d = unified(&a, &b, "live", "rendered");
-        let changed: Vec<&str> = d.lines().filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")).collect();
-        assert_eq!(changed, vec!["-      \"image\": \"i:1\",", "+      \"image\": \"i:2\","]);
-        assert_eq!(changed_fields(&a, &b), vec!["containerDefinitions[a].image"]);
+        let changed: Vec<&str> = d
+            .lines()
+            .filter(|l| {
+                (l.starts_with('+') || l.starts_with('-'))
+                    && !l.starts_with("+++")
+                    && !l.starts_with("---")
+            })
+            .collect();
+        assert_eq!(
+            changed,
+            vec!["-      \"image\": \"i:1\",", "+      \"image\": \"i:2\","]
+        );
+        assert_eq!(
+            changed_fields(&a, &b),
+            vec!["containerDefinitions[a].image"]
+        );
     }
 }

@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder, TagImageOptionsBuilder};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, PushImageOptionsBuilder, TagImageOptionsBuilder,
+};
 use futures::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -28,11 +30,19 @@ const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+js
 /// Connects to the local Docker engine, negotiating the API version (engines may be older).
 pub async fn docker() -> Result<Docker, Failure> {
     let d = Docker::connect_with_local_defaults()
-        .map_err(|e| Failure::msg(Code::Image, format!("cannot connect to the Docker engine: {e}")))
+        .map_err(|e| {
+            Failure::msg(
+                Code::Image,
+                format!("cannot connect to the Docker engine: {e}"),
+            )
+        })
         .map_err(|f| f.with_hint("start Docker, or set DOCKER_HOST to its socket"))?;
     d.negotiate_version().await.map_err(|e| {
-        Failure::msg(Code::Image, format!("the Docker engine does not answer: {e}"))
-            .with_hint("start Docker, or set DOCKER_HOST to its socket")
+        Failure::msg(
+            Code::Image,
+            format!("the Docker engine does not answer: {e}"),
+        )
+        .with_hint("start Docker, or set DOCKER_HOST to its socket")
     })
 }
 
@@ -71,15 +81,29 @@ pub async fn build(docker: &Docker, o: &BuildOptions) -> Result<Built, Failure> 
         )
         .with_hint("set project.dockerfile / project.context in deployer.toml, or pass --dockerfile/--context"));
     }
-    let tar = context_tar(&o.context)
-        .map_err(|e| Failure::msg(Code::Image, format!("cannot pack the build context {}: {e:#}", o.context.display())))?;
+    let tar = context_tar(&o.context).map_err(|e| {
+        Failure::msg(
+            Code::Image,
+            format!(
+                "cannot pack the build context {}: {e:#}",
+                o.context.display()
+            ),
+        )
+    })?;
     let tag = format!("{}:{}", o.repository, o.git_sha);
-    let mut args: HashMap<String, String> = o.build_args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut args: HashMap<String, String> = o
+        .build_args
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     args.insert("GIT_SHA".into(), o.git_sha.clone());
     args.insert("VERSION".into(), o.version.clone());
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut labels: HashMap<String, String> = HashMap::from([
-        ("org.opencontainers.image.revision".into(), o.git_sha.clone()),
+        (
+            "org.opencontainers.image.revision".into(),
+            o.git_sha.clone(),
+        ),
         ("org.opencontainers.image.version".into(), o.version.clone()),
         ("org.opencontainers.image.created".into(), created),
         ("org.opencontainers.image.title".into(), o.title.clone()),
@@ -101,14 +125,29 @@ pub async fn build(docker: &Docker, o: &BuildOptions) -> Result<Built, Failure> 
     let mut id = None;
     let mut tail: Vec<String> = Vec::new();
     while let Some(msg) = stream.next().await {
-        let msg = msg.map_err(|e| Failure::msg(Code::Image, format!("docker build of {tag} failed: {e}")))?;
+        let msg = msg
+            .map_err(|e| Failure::msg(Code::Image, format!("docker build of {tag} failed: {e}")))?;
         if let Some(err) = msg.error_detail.and_then(|d| d.message) {
             progress.finish();
-            let context = if tail.is_empty() { String::new() } else { format!("\nlast output:\n{}", tail.join("\n")) };
-            return Err(Failure::msg(Code::Image, format!("docker build of {tag} failed: {err}{context}"))
-                .with_hint("fix the Dockerfile or the build context; run with -v for the whole build log"));
+            let context = if tail.is_empty() {
+                String::new()
+            } else {
+                format!("\nlast output:\n{}", tail.join("\n"))
+            };
+            return Err(Failure::msg(
+                Code::Image,
+                format!("docker build of {tag} failed: {err}{context}"),
+            )
+            .with_hint(
+                "fix the Dockerfile or the build context; run with -v for the whole build log",
+            ));
         }
-        if let Some(line) = msg.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
+        if let Some(line) = msg
+            .stream
+            .as_deref()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+        {
             tail.push(line.to_string());
             if tail.len() > 10 {
                 tail.remove(0);
@@ -125,7 +164,10 @@ pub async fn build(docker: &Docker, o: &BuildOptions) -> Result<Built, Failure> 
     let id = match id {
         Some(i) => i,
         None => inspect_id(docker, &tag).await?.ok_or_else(|| {
-            Failure::msg(Code::Image, format!("docker build finished but {tag} does not exist"))
+            Failure::msg(
+                Code::Image,
+                format!("docker build finished but {tag} does not exist"),
+            )
         })?,
     };
     Ok(Built { image: tag, id })
@@ -134,8 +176,13 @@ pub async fn build(docker: &Docker, o: &BuildOptions) -> Result<Built, Failure> 
 async fn inspect_id(docker: &Docker, image: &str) -> Result<Option<String>, Failure> {
     match docker.inspect_image(image).await {
         Ok(i) => Ok(i.id),
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
-        Err(e) => Err(Failure::msg(Code::Image, format!("cannot inspect image {image}: {e}"))),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(Failure::msg(
+            Code::Image,
+            format!("cannot inspect image {image}: {e}"),
+        )),
     }
 }
 
@@ -283,15 +330,22 @@ impl EcrAuthCache {
             .decode(token)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| Failure::msg(Code::Aws, "ECR returned an authorization token that is not base64 user:password"))?;
-        let (user, pass) = decoded
-            .split_once(':')
-            .ok_or_else(|| Failure::msg(Code::Aws, "ECR authorization token has no user:password"))?;
+            .ok_or_else(|| {
+                Failure::msg(
+                    Code::Aws,
+                    "ECR returned an authorization token that is not base64 user:password",
+                )
+            })?;
+        let (user, pass) = decoded.split_once(':').ok_or_else(|| {
+            Failure::msg(Code::Aws, "ECR authorization token has no user:password")
+        })?;
         let login = EcrLogin {
             username: user.to_string(),
             password: SecretString::from(pass.to_string()),
             proxy_endpoint: data.proxy_endpoint().unwrap_or_default().to_string(),
-            expires_at: data.expires_at().and_then(|t| SystemTime::try_from(*t).ok()),
+            expires_at: data
+                .expires_at()
+                .and_then(|t| SystemTime::try_from(*t).ok()),
         };
         self.store(login.clone());
         Ok((login, true))
@@ -321,7 +375,10 @@ pub struct PushOptions<'a> {
 }
 
 /// Looks up an ECR repository's URI; a missing repository is an error that says so.
-pub async fn repository_uri(ecr: &aws_sdk_ecr::Client, repository: &str) -> Result<String, Failure> {
+pub async fn repository_uri(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+) -> Result<String, Failure> {
     match ecr.describe_repositories().repository_names(repository).send().await {
         Ok(out) => out
             .repositories()
@@ -346,7 +403,11 @@ pub async fn ecr_image(
     let out = ecr
         .batch_get_image()
         .repository_name(repository)
-        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(tag).build())
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
         .accepted_media_types("application/vnd.docker.distribution.manifest.v2+json")
         .accepted_media_types("application/vnd.oci.image.manifest.v1+json")
         .send()
@@ -355,11 +416,19 @@ pub async fn ecr_image(
     let Some(img) = out.images().first() else {
         return Ok(None);
     };
-    let digest = img.image_id().and_then(|i| i.image_digest()).unwrap_or_default().to_string();
+    let digest = img
+        .image_id()
+        .and_then(|i| i.image_digest())
+        .unwrap_or_default()
+        .to_string();
     let config = img
         .image_manifest()
         .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
-        .and_then(|m| m.pointer("/config/digest").and_then(|d| d.as_str()).map(str::to_string));
+        .and_then(|m| {
+            m.pointer("/config/digest")
+                .and_then(|d| d.as_str())
+                .map(str::to_string)
+        });
     Ok(Some((digest, config)))
 }
 
@@ -371,12 +440,17 @@ pub async fn push(
 ) -> Result<Pushed, Failure> {
     let local = format!("{}:{}", o.repository, o.git_sha);
     let Some(local_id) = inspect_id(docker, &local).await? else {
-        return Err(Failure::msg(Code::Image, format!("local image {local} does not exist"))
-            .with_hint("build it first: deployer build (with the same --git-sha)"));
+        return Err(
+            Failure::msg(Code::Image, format!("local image {local} does not exist"))
+                .with_hint("build it first: deployer build (with the same --git-sha)"),
+        );
     };
     let uri = repository_uri(ecr, o.repository).await?;
     let ecr_host = uri.split('/').next().unwrap_or_default().to_string();
-    let path = uri.split_once('/').map(|(_, p)| p.to_string()).unwrap_or_else(|| o.repository.to_string());
+    let path = uri
+        .split_once('/')
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_else(|| o.repository.to_string());
     let registry = o.registry_override.map(str::to_string).unwrap_or(ecr_host);
 
     if let Some((digest, Some(config))) = ecr_image(ecr, o.repository, o.git_sha).await?
@@ -394,7 +468,15 @@ pub async fn push(
     let (login, _) = auth.get(ecr).await?;
     let target = format!("{registry}/{path}");
     docker
-        .tag_image(&local, Some(TagImageOptionsBuilder::default().repo(&target).tag(o.git_sha).build()))
+        .tag_image(
+            &local,
+            Some(
+                TagImageOptionsBuilder::default()
+                    .repo(&target)
+                    .tag(o.git_sha)
+                    .build(),
+            ),
+        )
         .await
         .or_exit(Code::Image)?;
     let creds = DockerCredentials {
@@ -404,27 +486,50 @@ pub async fn push(
         ..Default::default()
     };
     let progress = Progress::new(&format!("pushing {target}:{}", o.git_sha));
-    let mut stream = docker.push_image(&target, Some(PushImageOptionsBuilder::default().tag(o.git_sha).build()), Some(creds));
+    let mut stream = docker.push_image(
+        &target,
+        Some(PushImageOptionsBuilder::default().tag(o.git_sha).build()),
+        Some(creds),
+    );
     let mut digest = None;
     while let Some(msg) = stream.next().await {
         let msg = msg.map_err(|e| {
-            Failure::msg(Code::Image, format!("push of {target}:{} failed: {e}", o.git_sha))
-                .with_hint(format!("check that the registry {registry} is reachable from the Docker engine"))
+            Failure::msg(
+                Code::Image,
+                format!("push of {target}:{} failed: {e}", o.git_sha),
+            )
+            .with_hint(format!(
+                "check that the registry {registry} is reachable from the Docker engine"
+            ))
         })?;
         if let Some(err) = msg.error_detail.and_then(|d| d.message) {
             progress.finish();
-            return Err(Failure::msg(Code::Image, format!("push of {target}:{} failed: {err}", o.git_sha))
-                .with_hint(format!("check that the registry {registry} is reachable and the credentials allow pushing")));
+            return Err(Failure::msg(
+                Code::Image,
+                format!("push of {target}:{} failed: {err}", o.git_sha),
+            )
+            .with_hint(format!(
+                "check that the registry {registry} is reachable and the credentials allow pushing"
+            )));
         }
         if let Some(status) = &msg.status {
-            if let Some(d) = status.split("digest: ").nth(1).and_then(|r| r.split_whitespace().next()) {
+            if let Some(d) = status
+                .split("digest: ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+            {
                 digest = Some(d.to_string());
             }
             progress.line(status, false);
         }
     }
     progress.finish();
-    let digest = digest.ok_or_else(|| Failure::msg(Code::Image, "the registry did not report a digest for the push"))?;
+    let digest = digest.ok_or_else(|| {
+        Failure::msg(
+            Code::Image,
+            "the registry did not report a digest for the push",
+        )
+    })?;
 
     if o.registry_override.is_some() {
         record_in_ecr(ecr, &registry, &path, o, &digest).await?;
@@ -454,7 +559,12 @@ async fn record_in_ecr(
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(|e| Failure::msg(Code::Image, format!("cannot read back the pushed manifest from {url}: {e}")))?;
+        .map_err(|e| {
+            Failure::msg(
+                Code::Image,
+                format!("cannot read back the pushed manifest from {url}: {e}"),
+            )
+        })?;
     let media = resp
         .headers()
         .get("content-type")
@@ -472,7 +582,12 @@ async fn record_in_ecr(
         .await;
     match put {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_image_already_exists_exception()) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_image_already_exists_exception()) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(crate::aws::failure("ECR PutImage", e)),
     }
 }
@@ -509,7 +624,11 @@ mod tests {
 
     #[test]
     fn dockerignore_patterns() {
-        let p = vec!["target".to_string(), ".git".to_string(), "*.log".to_string()];
+        let p = vec![
+            "target".to_string(),
+            ".git".to_string(),
+            "*.log".to_string(),
+        ];
         assert!(ignored("target/debug/x", &p));
         assert!(ignored(".git", &p));
         assert!(ignored("a/b.log", &p));

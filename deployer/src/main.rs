@@ -8,6 +8,13 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use deployer::config::{self, Config, Environment, Overrides};
+
+/// println! that ignores a closed stdout (`deployer render | head`) instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
 use deployer::exit::{CmdResult, Code, Failure};
 use deployer::vars::{self, Release};
 use deployer::{aws, diff, image, render, verify};
@@ -162,17 +169,18 @@ enum Command {
   deployer history --env staging -o json")]
     History(deployer::release::cli::HistoryCmd),
     /// Inspect or remove the environment's deploy lock.
-    #[command(subcommand, after_help = "Examples:
+    #[command(
+        subcommand,
+        after_help = "Examples:
   deployer lock status --env staging
-  deployer lock release --env staging --force")]
+  deployer lock release --env staging --force"
+    )]
     Lock(deployer::release::cli::LockCmd),
     /// Print shell completions.
     #[command(after_help = "Examples:
   deployer completions bash > ~/.local/share/bash-completion/completions/deployer
   deployer completions zsh > ~/.zfunc/_deployer")]
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand)]
@@ -188,7 +196,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { Code::Usage.as_u8() } else { 0 };
+            let code = if e.use_stderr() {
+                Code::Usage.as_u8()
+            } else {
+                0
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -198,7 +210,10 @@ fn main() -> ExitCode {
         console::set_colors_enabled_stderr(false);
     }
     init_logging(&cli.global);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -210,12 +225,15 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code.as_u8()),
         Err(f) => {
             let msg = format!("{:#}", f.error);
-            eprintln!("{} {msg}", console::style("error:").red().bold().for_stderr());
+            eprintln!(
+                "{} {msg}",
+                console::style("error:").red().bold().for_stderr()
+            );
             if let Some(h) = &f.hint {
                 eprintln!("{} {h}", console::style("hint:").yellow().for_stderr());
             }
             if output == Output::Json {
-                println!(
+                out!(
                     "{}",
                     json!({"error": {"message": msg, "hint": f.hint, "exit_code": f.code.as_u8()}})
                 );
@@ -235,8 +253,12 @@ fn init_logging(g: &Global) {
             _ => "debug",
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DEPLOYER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("deployer={level},warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DEPLOYER_LOG").unwrap_or_else(|_| {
+        // The SDK's own warnings (e.g. each credential provider that came up empty) repeat
+        // what the deployer reports as an error; show them from -vv on.
+        let others = if g.verbose >= 2 { "debug" } else { "error" };
+        tracing_subscriber::EnvFilter::new(format!("deployer={level},{others}"))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -249,16 +271,27 @@ async fn run(cli: Cli) -> CmdResult<Code> {
     let g = cli.global;
     match cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "deployer", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "deployer",
+                &mut std::io::stdout(),
+            );
             Ok(Code::Ok)
         }
         Command::Config(ConfigCmd::Show) => config_show(&g),
         Command::Render { service, release } => cmd_render(&g, service.as_deref(), &release).await,
         Command::Diff { service, release } => cmd_diff(&g, service.as_deref(), &release).await,
-        Command::Verify { release, allow_missing_image } => cmd_verify(&g, &release, allow_missing_image).await,
-        Command::Build { git_sha, platform, context, dockerfile } => {
-            cmd_build(&g, git_sha.as_deref(), platform, context, dockerfile).await
-        }
+        Command::Verify {
+            release,
+            allow_missing_image,
+        } => cmd_verify(&g, &release, allow_missing_image).await,
+        Command::Build {
+            git_sha,
+            platform,
+            context,
+            dockerfile,
+        } => cmd_build(&g, git_sha.as_deref(), platform, context, dockerfile).await,
         Command::Push { git_sha } => cmd_push(&g, git_sha.as_deref()).await,
         Command::Release(cmd) => {
             let (cfg, name, sdk) = release_env(&g).await?;
@@ -269,22 +302,28 @@ async fn run(cli: Cli) -> CmdResult<Code> {
         Command::Rollback(cmd) => {
             let (cfg, name, sdk) = release_env(&g).await?;
             let json = g.output == Output::Json;
-            let code = deployer::release::cli::rollback(cfg, &name, &sdk, g.quiet, json, &cmd).await;
+            let code =
+                deployer::release::cli::rollback(cfg, &name, &sdk, g.quiet, json, &cmd).await;
             Ok(deployer::release::cli::to_code(code))
         }
         Command::Status => {
             let (cfg, name, sdk) = release_env(&g).await?;
-            let code = deployer::release::cli::status(cfg, &name, &sdk, g.output == Output::Json).await;
+            let code =
+                deployer::release::cli::status(cfg, &name, &sdk, g.output == Output::Json).await;
             Ok(deployer::release::cli::to_code(code))
         }
         Command::History(cmd) => {
             let (cfg, name, sdk) = release_env(&g).await?;
-            let code = deployer::release::cli::history(cfg, &name, &sdk, g.output == Output::Json, &cmd).await;
+            let code =
+                deployer::release::cli::history(cfg, &name, &sdk, g.output == Output::Json, &cmd)
+                    .await;
             Ok(deployer::release::cli::to_code(code))
         }
         Command::Lock(cmd) => {
             let (cfg, name, sdk) = release_env(&g).await?;
-            let code = deployer::release::cli::lock(cfg, &name, &sdk, g.output == Output::Json, &cmd).await;
+            let code =
+                deployer::release::cli::lock(cfg, &name, &sdk, g.output == Output::Json, &cmd)
+                    .await;
             Ok(deployer::release::cli::to_code(code))
         }
     }
@@ -302,8 +341,12 @@ fn load_env(g: &Global) -> CmdResult<(Config, String)> {
     let mut cfg = load_config(g)?;
     let Some(name) = g.env.clone() else {
         let known: Vec<&str> = cfg.environments.keys().map(String::as_str).collect();
-        return Err(Failure::msg(Code::Config, "no environment given")
-            .with_hint(format!("pass --env <{}> (or DEPLOYER_ENV)", known.join("|"))));
+        return Err(
+            Failure::msg(Code::Config, "no environment given").with_hint(format!(
+                "pass --env <{}> (or DEPLOYER_ENV)",
+                known.join("|")
+            )),
+        );
     };
     cfg.environment(&name)?;
     cfg.apply_overrides(
@@ -345,20 +388,27 @@ fn release_info(cfg: &Config, args: &ReleaseArgs) -> CmdResult<Release> {
 }
 
 /// The release's image: the given one, else `<repository uri>@<digest>` from ECR, else the tag.
-async fn resolve_image(cfg: &Config, env: &Environment, sdk: &aws_config::SdkConfig, release: &mut Release) -> CmdResult<()> {
+async fn resolve_image(
+    cfg: &Config,
+    env: &Environment,
+    sdk: &aws_config::SdkConfig,
+    release: &mut Release,
+) -> CmdResult<()> {
     if release.image.is_some() {
         return Ok(());
     }
     let ecr = aws_sdk_ecr::Client::new(sdk);
     let repo = cfg.ecr_repository(env);
     let uri = image::repository_uri(&ecr, repo).await?;
-    release.image = Some(match image::ecr_image(&ecr, repo, &release.git_sha).await? {
-        Some((digest, _)) => format!("{uri}@{digest}"),
-        None => {
-            tracing::warn!("{uri}:{} is not in ECR yet; using the tag", release.git_sha);
-            format!("{uri}:{}", release.git_sha)
-        }
-    });
+    release.image = Some(
+        match image::ecr_image(&ecr, repo, &release.git_sha).await? {
+            Some((digest, _)) => format!("{uri}@{digest}"),
+            None => {
+                tracing::warn!("{uri}:{} is not in ECR yet; using the tag", release.git_sha);
+                format!("{uri}:{}", release.git_sha)
+            }
+        },
+    );
     Ok(())
 }
 
@@ -391,9 +441,16 @@ fn config_show(g: &Global) -> CmdResult<Code> {
                 project: &cfg.project,
                 environments: [(name.as_str(), env)].into_iter().collect(),
             };
-            let text = toml::to_string_pretty(&v)
-                .map_err(|e| Failure::msg(Code::Internal, format!("cannot print the config as TOML: {e}")))?;
-            println!("# resolved from {} (file < DEPLOYER_* < flags; secrets redacted)\n{text}", cfg.source.display());
+            let text = toml::to_string_pretty(&v).map_err(|e| {
+                Failure::msg(
+                    Code::Internal,
+                    format!("cannot print the config as TOML: {e}"),
+                )
+            })?;
+            out!(
+                "# resolved from {} (file < DEPLOYER_* < flags; secrets redacted)\n{text}",
+                cfg.source.display()
+            );
         }
     }
     Ok(Code::Ok)
@@ -404,7 +461,13 @@ async fn render_all(
     g: &Global,
     only: Option<&str>,
     args: &ReleaseArgs,
-) -> CmdResult<(Config, String, aws_config::SdkConfig, Vec<(String, String, Value)>)> {
+    need_aws: bool,
+) -> CmdResult<(
+    Config,
+    String,
+    Option<aws_config::SdkConfig>,
+    Vec<(String, String, Value)>,
+)> {
     let (cfg, name) = load_env(g)?;
     let env = env_of(&cfg, &name);
     let renderer = render::Renderer::new(&cfg.templates_dir())?;
@@ -415,27 +478,48 @@ async fn render_all(
         && !env.services.iter().any(|x| x.name == s)
     {
         let known: Vec<&str> = env.services.iter().map(|s| s.name.as_str()).collect();
-        return Err(Failure::msg(Code::Config, format!("service `{s}` is not in environment `{name}`"))
-            .with_hint(format!("services: {}", known.join(", "))));
+        return Err(Failure::msg(
+            Code::Config,
+            format!("service `{s}` is not in environment `{name}`"),
+        )
+        .with_hint(format!("services: {}", known.join(", "))));
     }
-    let sdk = sdk_for(env).await?;
-    resolve_image(&cfg, env, &sdk, &mut release).await?;
+    // Render needs AWS only to look the image up; diff always does.
+    let sdk = if need_aws || release.image.is_none() {
+        let sdk = sdk_for(env).await?;
+        resolve_image(&cfg, env, &sdk, &mut release).await?;
+        Some(sdk)
+    } else {
+        None
+    };
     let mut out = Vec::new();
-    for svc in env.services.iter().filter(|s| only.is_none_or(|o| o == s.name)) {
+    for svc in env
+        .services
+        .iter()
+        .filter(|s| only.is_none_or(|o| o == s.name))
+    {
         let v = vars::for_service(&cfg, &name, env, Some(svc), &release, tf.as_ref());
-        out.push((svc.name.clone(), svc.template.clone(), renderer.render(&svc.template, &v)?));
+        out.push((
+            svc.name.clone(),
+            svc.template.clone(),
+            renderer.render(&svc.template, &v)?,
+        ));
     }
     if let Some(m) = &env.migration
         && only == Some("migration")
     {
         let v = vars::for_service(&cfg, &name, env, None, &release, tf.as_ref());
-        out.push(("migration".into(), m.template.clone(), renderer.render(&m.template, &v)?));
+        out.push((
+            "migration".into(),
+            m.template.clone(),
+            renderer.render(&m.template, &v)?,
+        ));
     }
     Ok((cfg, name, sdk, out))
 }
 
 async fn cmd_render(g: &Global, only: Option<&str>, args: &ReleaseArgs) -> CmdResult<Code> {
-    let (_, _, _, defs) = render_all(g, only, args).await?;
+    let (_, _, _, defs) = render_all(g, only, args, false).await?;
     if only.is_some() && defs.len() == 1 {
         print_json(&defs[0].2);
     } else {
@@ -446,8 +530,9 @@ async fn cmd_render(g: &Global, only: Option<&str>, args: &ReleaseArgs) -> CmdRe
 }
 
 async fn cmd_diff(g: &Global, only: Option<&str>, args: &ReleaseArgs) -> CmdResult<Code> {
-    let (cfg, name, sdk, defs) = render_all(g, only, args).await?;
+    let (cfg, name, sdk, defs) = render_all(g, only, args, true).await?;
     let env = env_of(&cfg, &name);
+    let sdk = sdk.expect("diff loads the SDK config");
     let ecs = aws_sdk_ecs::Client::new(&sdk);
     let names: Vec<String> = defs.iter().map(|d| d.0.clone()).collect();
     let mut live_services = Vec::new();
@@ -464,10 +549,14 @@ async fn cmd_diff(g: &Global, only: Option<&str>, args: &ReleaseArgs) -> CmdResu
     let mut results = Vec::new();
     let mut any = false;
     for (svc_name, _template, rendered) in &defs {
-        let svc_cfg = env.services.iter().find(|s| &s.name == svc_name).expect("rendered from config");
-        let live_svc = live_services
+        let svc_cfg = env
+            .services
             .iter()
-            .find(|s| s.service_name() == Some(svc_name.as_str()) && s.status() != Some("INACTIVE"));
+            .find(|s| &s.name == svc_name)
+            .expect("rendered from config");
+        let live_svc = live_services.iter().find(|s| {
+            s.service_name() == Some(svc_name.as_str()) && s.status() != Some("INACTIVE")
+        });
         let Some(live_svc) = live_svc else {
             any = true;
             results.push(json!({
@@ -487,9 +576,9 @@ async fn cmd_diff(g: &Global, only: Option<&str>, args: &ReleaseArgs) -> CmdResu
             .send()
             .await
             .map_err(|e| aws::failure(&format!("ECS DescribeTaskDefinition {td_arn}"), e))?;
-        let live_json = raw
-            .json()
-            .ok_or_else(|| Failure::msg(Code::Aws, "DescribeTaskDefinition returned no JSON body"))?;
+        let live_json = raw.json().ok_or_else(|| {
+            Failure::msg(Code::Aws, "DescribeTaskDefinition returned no JSON body")
+        })?;
         let live = diff::normalise(diff::live_definition(&live_json));
         let want = diff::normalise(rendered);
         let revision = td_arn.rsplit('/').next().unwrap_or(&td_arn).to_string();
@@ -497,7 +586,11 @@ async fn cmd_diff(g: &Global, only: Option<&str>, args: &ReleaseArgs) -> CmdResu
         let fields = diff::changed_fields(&live, &want);
         let mut service_changes = Vec::new();
         if live_svc.desired_count() != svc_cfg.desired_count as i32 {
-            service_changes.push(format!("desiredCount {} → {}", live_svc.desired_count(), svc_cfg.desired_count));
+            service_changes.push(format!(
+                "desiredCount {} → {}",
+                live_svc.desired_count(),
+                svc_cfg.desired_count
+            ));
         }
         let changed = !text.is_empty();
         any |= changed || !service_changes.is_empty();
@@ -524,15 +617,19 @@ async fn cmd_diff(g: &Global, only: Option<&str>, args: &ReleaseArgs) -> CmdResu
             for r in &results {
                 let d = r["diff"].as_str().unwrap_or_default();
                 if !d.is_empty() {
-                    print!("{}", diff::colorize(d));
+                    let _ = write!(std::io::stdout().lock(), "{}", diff::colorize(d));
                 }
                 let summary = r["summary"].as_str().unwrap_or_default();
-                let styled = if r["changed"].as_bool() == Some(true) || r["service_changes"].as_array().is_some_and(|a| !a.is_empty()) {
+                let styled = if r["changed"].as_bool() == Some(true)
+                    || r["service_changes"]
+                        .as_array()
+                        .is_some_and(|a| !a.is_empty())
+                {
                     console::style(summary).yellow().to_string()
                 } else {
                     console::style(summary).green().to_string()
                 };
-                println!("{styled}");
+                out!("{styled}");
             }
         }
     }
@@ -557,7 +654,9 @@ async fn cmd_verify(g: &Global, args: &ReleaseArgs, allow_missing_image: bool) -
     )
     .await?;
     match g.output {
-        Output::Json => print_json(&json!({"env": name, "passed": report.passed(), "checks": report.checks})),
+        Output::Json => {
+            print_json(&json!({"env": name, "passed": report.passed(), "checks": report.checks}))
+        }
         Output::Text => {
             for c in &report.checks {
                 let tag = match c.status {
@@ -565,17 +664,31 @@ async fn cmd_verify(g: &Global, args: &ReleaseArgs, allow_missing_image: bool) -
                     verify::Status::Fail => console::style("FAIL").red().bold(),
                     verify::Status::Warn => console::style("WARN").yellow(),
                 };
-                println!("{tag}  {:<36} {}", c.name, c.detail);
+                out!("{tag}  {:<36} {}", c.name, c.detail);
             }
-            let failed = report.checks.iter().filter(|c| c.status == verify::Status::Fail).count();
+            let failed = report
+                .checks
+                .iter()
+                .filter(|c| c.status == verify::Status::Fail)
+                .count();
             if failed == 0 {
-                println!("preflight for {name} passed ({} checks)", report.checks.len());
+                out!(
+                    "preflight for {name} passed ({} checks)",
+                    report.checks.len()
+                );
             } else {
-                println!("preflight for {name} FAILED: {failed} of {} checks", report.checks.len());
+                out!(
+                    "preflight for {name} FAILED: {failed} of {} checks",
+                    report.checks.len()
+                );
             }
         }
     }
-    Ok(if report.passed() { Code::Ok } else { Code::Preflight })
+    Ok(if report.passed() {
+        Code::Ok
+    } else {
+        Code::Preflight
+    })
 }
 
 async fn cmd_build(
@@ -591,17 +704,33 @@ async fn cmd_build(
     let context = context.unwrap_or_else(|| cfg.path(&cfg.project.context));
     let dockerfile = dockerfile.unwrap_or_else(|| cfg.path(&cfg.project.dockerfile));
     let ctx_abs = context.canonicalize().map_err(|e| {
-        Failure::msg(Code::Image, format!("build context {} is not a directory: {e}", context.display()))
+        Failure::msg(
+            Code::Image,
+            format!(
+                "build context {} is not a directory: {e}",
+                context.display()
+            ),
+        )
     })?;
     let df_abs = dockerfile
         .canonicalize()
         .or_else(|_| ctx_abs.join(&dockerfile).canonicalize())
         .map_err(|e| {
-            Failure::msg(Code::Image, format!("Dockerfile {} not found: {e}", dockerfile.display()))
-                .with_hint("set project.dockerfile in deployer.toml or pass --dockerfile")
+            Failure::msg(
+                Code::Image,
+                format!("Dockerfile {} not found: {e}", dockerfile.display()),
+            )
+            .with_hint("set project.dockerfile in deployer.toml or pass --dockerfile")
         })?;
     let rel = df_abs.strip_prefix(&ctx_abs).map_err(|_| {
-        Failure::msg(Code::Image, format!("the Dockerfile {} is outside the build context {}", df_abs.display(), ctx_abs.display()))
+        Failure::msg(
+            Code::Image,
+            format!(
+                "the Dockerfile {} is outside the build context {}",
+                df_abs.display(),
+                ctx_abs.display()
+            ),
+        )
     })?;
     let docker = image::docker().await?;
     let built = image::build(
@@ -625,7 +754,7 @@ async fn cmd_build(
     .await?;
     match g.output {
         Output::Json => print_json(&json!(built)),
-        Output::Text => println!("built {} ({})", built.image, built.id),
+        Output::Text => out!("built {} ({})", built.image, built.id),
     }
     Ok(Code::Ok)
 }
@@ -651,11 +780,17 @@ async fn cmd_push(g: &Global, git_sha: Option<&str>) -> CmdResult<Code> {
     .await?;
     match g.output {
         Output::Json => print_json(&json!(pushed)),
-        Output::Text if pushed.skipped => println!(
+        Output::Text if pushed.skipped => out!(
             "{} already in ECR with the same image ({}); nothing pushed",
-            pushed.image, pushed.digest
+            pushed.image,
+            pushed.digest
         ),
-        Output::Text => println!("pushed {} to {} digest {}", pushed.image, pushed.registry, pushed.digest),
+        Output::Text => out!(
+            "pushed {} to {} digest {}",
+            pushed.image,
+            pushed.registry,
+            pushed.digest
+        ),
     }
     Ok(Code::Ok)
 }

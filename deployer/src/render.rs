@@ -15,7 +15,8 @@
 //!   the CLI loads from the environment's `tf_output` file into the variables);
 //! - `image`: the release's image URI (`vars.image`), an error when there is none;
 //! - `secret_arn "name"`: `vars.secrets.<name>`, an error naming the unknown secret;
-//! - `json value`: the value as JSON.
+//! - `json value`: the value as JSON;
+//! - `concat a b …`: the values joined into one string (for partial parameters).
 
 use std::path::{Path, PathBuf};
 
@@ -57,7 +58,9 @@ pub enum RenderError {
         column: Option<usize>,
         message: String,
     },
-    #[error("template `{template}` did not render to valid JSON (rendered line {line}, column {column}): {message}\n  {snippet}")]
+    #[error(
+        "template `{template}` did not render to valid JSON (rendered line {line}, column {column}): {message}\n  {snippet}"
+    )]
     Json {
         template: String,
         line: usize,
@@ -108,6 +111,7 @@ impl Renderer {
         hb.register_helper("image", Box::new(ImageHelper));
         hb.register_helper("secret_arn", Box::new(SecretArnHelper));
         hb.register_helper("json", Box::new(JsonHelper));
+        hb.register_helper("concat", Box::new(ConcatHelper));
 
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -149,7 +153,11 @@ impl Renderer {
     }
 
     /// Like [`render`](Self::render) but returns the typed model (for registering it).
-    pub fn render_typed(&self, template: &str, vars: &Value) -> Result<TaskDefinition, RenderError> {
+    pub fn render_typed(
+        &self,
+        template: &str,
+        vars: &Value,
+    ) -> Result<TaskDefinition, RenderError> {
         let name = template.strip_suffix(TEMPLATE_SUFFIX).unwrap_or(template);
         if !self.templates.iter().any(|t| t == name) {
             return Err(RenderError::NotFound {
@@ -158,12 +166,15 @@ impl Renderer {
                 available: self.templates.clone(),
             });
         }
-        let text = self.hb.render(name, vars).map_err(|e| RenderError::Render {
-            template: e.template_name.clone().unwrap_or_else(|| name.to_string()),
-            line: e.line_no,
-            column: e.column_no,
-            message: render_reason(&e),
-        })?;
+        let text = self
+            .hb
+            .render(name, vars)
+            .map_err(|e| RenderError::Render {
+                template: e.template_name.clone().unwrap_or_else(|| name.to_string()),
+                line: e.line_no,
+                column: e.column_no,
+                message: render_reason(&e),
+            })?;
         let value: Value = serde_json::from_str(&text).map_err(|e| {
             let line = e.line();
             let snippet = text
@@ -235,7 +246,7 @@ fn render_reason(e: &handlebars::RenderError) -> String {
             format!("partial `{p}` not found (partials live in partials/<name>.hbs)")
         }
         RenderErrorReason::HelperNotFound(h) => format!(
-            "helper `{h}` does not exist (helpers: env, must_env, tf_output, image, secret_arn, json)"
+            "helper `{h}` does not exist (helpers: env, must_env, tf_output, image, secret_arn, json, concat)"
         ),
         other => other.to_string(),
     }
@@ -251,10 +262,19 @@ fn fail(msg: String) -> handlebars::RenderError {
     RenderErrorReason::Other(msg).into()
 }
 
-fn str_param<'a>(h: &'a Helper<'_>, idx: usize, helper: &str, what: &str) -> Result<&'a str, handlebars::RenderError> {
+fn str_param<'a>(
+    h: &'a Helper<'_>,
+    idx: usize,
+    helper: &str,
+    what: &str,
+) -> Result<&'a str, handlebars::RenderError> {
     h.param(idx)
         .and_then(|p| p.value().as_str())
-        .ok_or_else(|| fail(format!("`{helper}` needs {what} as a quoted string, e.g. {{{{{helper} \"NAME\"}}}}")))
+        .ok_or_else(|| {
+            fail(format!(
+                "`{helper}` needs {what} as a quoted string, e.g. {{{{{helper} \"NAME\"}}}}"
+            ))
+        })
 }
 
 struct EnvHelper {
@@ -277,7 +297,10 @@ impl HelperDef for EnvHelper {
                 "environment variable `{name}` is required by this template but is not set; export it before running the deployer"
             ))),
             _ => {
-                let default = h.param(1).map(|p| p.value().clone()).unwrap_or(Value::String(String::new()));
+                let default = h
+                    .param(1)
+                    .map(|p| p.value().clone())
+                    .unwrap_or(Value::String(String::new()));
                 Ok(ScopedJson::Derived(default))
             }
         }
@@ -364,10 +387,38 @@ impl HelperDef for SecretArnHelper {
                 known.sort();
                 Err(fail(format!(
                     "secret `{name}` has no ARN; add it under [environments.<env>.secrets] in deployer.toml (known: {})",
-                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
                 )))
             }
         }
+    }
+}
+
+struct ConcatHelper;
+
+impl HelperDef for ConcatHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, handlebars::RenderError> {
+        let mut out = String::new();
+        for p in h.params() {
+            if p.is_value_missing() {
+                return Err(handlebars::RenderError::strict_error(p.relative_path()));
+            }
+            match p.value() {
+                Value::String(s) => out.push_str(s),
+                other => out.push_str(&other.to_string()),
+            }
+        }
+        Ok(ScopedJson::Derived(Value::String(out)))
     }
 }
 
@@ -422,15 +473,22 @@ mod tests {
             &json!({"family": "f", "image": "img:1", "command": ["a", "b"], "a": "quote\" and \\"}),
         )
         .unwrap();
-        assert_eq!(v["containerDefinitions"][0]["environment"][0]["value"], "quote\" and \\");
+        assert_eq!(
+            v["containerDefinitions"][0]["environment"][0]["value"],
+            "quote\" and \\"
+        );
         assert_eq!(v["containerDefinitions"][0]["command"], json!(["a", "b"]));
     }
 
     #[test]
     fn a_missing_variable_names_template_and_line() {
         let d = dir(&[("svc.json.hbs", OK)]);
-        let e = render_task_definition(d.path(), "svc", &json!({"family": "f", "image": "i", "command": []}))
-            .unwrap_err();
+        let e = render_task_definition(
+            d.path(),
+            "svc",
+            &json!({"family": "f", "image": "i", "command": []}),
+        )
+        .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("`svc` at line 4"), "{msg}");
         assert!(msg.contains("`a`"), "{msg}");
@@ -442,14 +500,21 @@ mod tests {
             ("svc.json.hbs", "{{> p}}"),
             ("partials/p.hbs", "{\n\"family\": \"{{nope}}\"}"),
         ]);
-        let msg = render_task_definition(d.path(), "svc", &json!({})).unwrap_err().to_string();
-        assert!(msg.contains("`p` at line 2") || msg.contains("`partials/p`"), "{msg}");
+        let msg = render_task_definition(d.path(), "svc", &json!({}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`p` at line 2") || msg.contains("`partials/p`"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn syntax_errors_name_the_line() {
         let d = dir(&[("svc.json.hbs", "{\n\n {{#if x}} \n")]);
-        let msg = render_task_definition(d.path(), "svc", &json!({})).unwrap_err().to_string();
+        let msg = render_task_definition(d.path(), "svc", &json!({}))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("syntax error in template `svc`"), "{msg}");
     }
 }

@@ -481,12 +481,7 @@ impl TaskDefinition {
         if let Some(m) = &self.network_mode {
             one_of("networkMode", m, NETWORK_MODES, &mut p);
         }
-        for (i, c) in self
-            .requires_compatibilities
-            .iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, c) in self.requires_compatibilities.iter().flatten().enumerate() {
             one_of(
                 &format!("requiresCompatibilities[{i}]"),
                 c,
@@ -539,7 +534,9 @@ impl TaskDefinition {
         let mut seen = HashSet::new();
         for n in &names {
             if !seen.insert(*n) {
-                p.push(format!("containerDefinitions: container name `{n}` is used twice"));
+                p.push(format!(
+                    "containerDefinitions: container name `{n}` is used twice"
+                ));
             }
         }
         if !self
@@ -576,7 +573,9 @@ impl TaskDefinition {
             if let (Some(cm), Some(tm)) = (c.memory, task_memory)
                 && cm as u32 > tm
             {
-                p.push(format!("{at}.memory: {cm} MiB is above the task's {tm} MiB"));
+                p.push(format!(
+                    "{at}.memory: {cm} MiB is above the task's {tm} MiB"
+                ));
             }
             if fargate && c.privileged == Some(true) {
                 p.push(format!("{at}.privileged: not supported on Fargate"));
@@ -586,7 +585,10 @@ impl TaskDefinition {
             }
             for (j, pm) in c.port_mappings.iter().flatten().enumerate() {
                 let at = format!("{at}.portMappings[{j}]");
-                for (field, port) in [("containerPort", pm.container_port), ("hostPort", pm.host_port)] {
+                for (field, port) in [
+                    ("containerPort", pm.container_port),
+                    ("hostPort", pm.host_port),
+                ] {
                     if let Some(port) = port
                         && !(0..=65535).contains(&port)
                     {
@@ -608,7 +610,12 @@ impl TaskDefinition {
                     one_of(&format!("{at}.protocol"), proto, &["tcp", "udp"], &mut p);
                 }
                 if let Some(ap) = &pm.app_protocol {
-                    one_of(&format!("{at}.appProtocol"), ap, &["http", "http2", "grpc"], &mut p);
+                    one_of(
+                        &format!("{at}.appProtocol"),
+                        ap,
+                        &["http", "http2", "grpc"],
+                        &mut p,
+                    );
                 }
             }
             let mut env_names = HashSet::new();
@@ -624,7 +631,9 @@ impl TaskDefinition {
             }
             for (j, s) in c.secrets.iter().flatten().enumerate() {
                 if s.name.is_empty() || s.value_from.is_empty() {
-                    p.push(format!("{at}.secrets[{j}]: name and valueFrom must not be empty"));
+                    p.push(format!(
+                        "{at}.secrets[{j}]: name and valueFrom must not be empty"
+                    ));
                 } else if !env_names.insert(s.name.as_str()) {
                     p.push(format!(
                         "{at}.secrets[{j}].name: `{}` is also set elsewhere in this container",
@@ -647,7 +656,12 @@ impl TaskDefinition {
                 );
             }
             if let Some(l) = &c.log_configuration {
-                one_of(&format!("{at}.logConfiguration.logDriver"), &l.log_driver, LOG_DRIVERS, &mut p);
+                one_of(
+                    &format!("{at}.logConfiguration.logDriver"),
+                    &l.log_driver,
+                    LOG_DRIVERS,
+                    &mut p,
+                );
                 if fargate && !FARGATE_LOG_DRIVERS.contains(&l.log_driver.as_str()) {
                     p.push(format!(
                         "{at}.logConfiguration.logDriver: `{}` is not available on Fargate ({})",
@@ -689,7 +703,12 @@ impl TaskDefinition {
                 }
             }
             if let Some(v) = &c.version_consistency {
-                one_of(&format!("{at}.versionConsistency"), v, &["enabled", "disabled"], &mut p);
+                one_of(
+                    &format!("{at}.versionConsistency"),
+                    v,
+                    &["enabled", "disabled"],
+                    &mut p,
+                );
             }
         }
         p
@@ -767,7 +786,12 @@ impl ContainerDefinition {
             );
         }
         for kv in c.environment.iter().flatten() {
-            b = b.environment(t::KeyValuePair::builder().name(&kv.name).value(&kv.value).build());
+            b = b.environment(
+                t::KeyValuePair::builder()
+                    .name(&kv.name)
+                    .value(&kv.value)
+                    .build(),
+            );
         }
         for f in c.environment_files.iter().flatten() {
             b = b.environment_files(
@@ -1032,7 +1056,10 @@ mod tests {
         let mut v = base();
         v["containerDefinitions"][0]["imagee"] = json!("x");
         let e = from_json(&v).unwrap_err();
-        assert!(e.starts_with("containerDefinitions[0].imagee: unknown field `imagee`"), "{e}");
+        assert!(
+            e.starts_with("containerDefinitions[0].imagee: unknown field `imagee`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1040,7 +1067,10 @@ mod tests {
         let mut v = base();
         v["containerDefinitions"][0]["memory"] = json!("lots");
         let e = from_json(&v).unwrap_err();
-        assert!(e.starts_with("containerDefinitions[0].memory: invalid type"), "{e}");
+        assert!(
+            e.starts_with("containerDefinitions[0].memory: invalid type"),
+            "{e}"
+        );
     }
 
     #[test]

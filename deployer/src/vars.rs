@@ -1,7 +1,7 @@
 //! The variables task-definition templates see, built from the config and the release.
 //!
 //! Lowest first: `[project.vars]`, `[environments.X.vars]`, the service's `vars`, then the
-//! built-ins (which always win): `project`, `env`, `region`, `cluster`, `account_id`, `service`,
+//! built-ins (which always win): `project`, `environment`, `region`, `cluster`, `account_id`, `service`,
 //! `desired_count`, `agent_kind`, `container_name`, `container_port`, `git_sha`, `version`,
 //! `image`, `secrets` (name → ARN), `tf_outputs` and `tf_output_file`.
 
@@ -37,8 +37,11 @@ pub fn git_sha(explicit: Option<&str>, dir: &Path) -> Result<String, Failure> {
         .current_dir(dir)
         .output()
         .map_err(|e| {
-            Failure::msg(Code::Config, format!("cannot run git to find the release's sha: {e}"))
-                .with_hint("pass --git-sha <sha> (or DEPLOYER_GIT_SHA)")
+            Failure::msg(
+                Code::Config,
+                format!("cannot run git to find the release's sha: {e}"),
+            )
+            .with_hint("pass --git-sha <sha> (or DEPLOYER_GIT_SHA)")
         })?;
     if !out.status.success() {
         return Err(Failure::msg(
@@ -59,8 +62,10 @@ fn check_sha(s: &str) -> Result<String, Failure> {
     if ok {
         Ok(s.to_ascii_lowercase())
     } else {
-        Err(Failure::msg(Code::Config, format!("`{s}` is not a git sha"))
-            .with_hint("a git sha is 4-64 hexadecimal characters"))
+        Err(
+            Failure::msg(Code::Config, format!("`{s}` is not a git sha"))
+                .with_hint("a git sha is 4-64 hexadecimal characters"),
+        )
     }
 }
 
@@ -127,8 +132,11 @@ pub fn for_service(
     }
     let s = |v: &str| Value::String(v.to_string());
     m.insert("project".into(), s(&config.project.name));
-    m.insert("env".into(), s(env_name));
-    m.insert("region".into(), env.region.as_deref().map(s).unwrap_or(Value::Null));
+    m.insert("environment".into(), s(env_name));
+    m.insert(
+        "region".into(),
+        env.region.as_deref().map(s).unwrap_or(Value::Null),
+    );
     m.insert("cluster".into(), s(&env.cluster));
     if let Some(a) = &env.account_id {
         m.insert("account_id".into(), s(a));

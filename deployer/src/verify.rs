@@ -72,7 +72,9 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     match &e {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Err(crate::aws::failure(what, e)),
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            Err(crate::aws::failure(what, e))
+        }
         _ => Ok(crate::aws::explain(&e).0),
     }
 }
@@ -91,7 +93,11 @@ pub async fn run(
     };
     r.pass(
         "config",
-        format!("{} is valid; environment `{env_name}` has {} service(s)", config.source.display(), env.services.len()),
+        format!(
+            "{} is valid; environment `{env_name}` has {} service(s)",
+            config.source.display(),
+            env.services.len()
+        ),
     );
     crate::aws::preflight(sdk).await?;
     let ecs = aws_sdk_ecs::Client::new(sdk);
@@ -106,19 +112,34 @@ pub async fn run(
             if image.is_none() {
                 match crate::image::ecr_image(&ecr, repo, &release.git_sha).await {
                     Ok(Some((digest, _))) => {
-                        r.pass("image", format!("{uri}:{} exists ({digest})", release.git_sha));
+                        r.pass(
+                            "image",
+                            format!("{uri}:{} exists ({digest})", release.git_sha),
+                        );
                         image = Some(format!("{uri}@{digest}"));
                     }
                     Ok(None) if opts.require_image => {
                         r.fail("image", format!("{uri}:{} is not in ECR; run `deployer build` and `deployer push` (or pass --image)", release.git_sha));
                     }
-                    Ok(None) => r.warn("image", format!("{uri}:{} is not in ECR yet; it will be built and pushed", release.git_sha)),
+                    Ok(None) => r.warn(
+                        "image",
+                        format!(
+                            "{uri}:{} is not in ECR yet; it will be built and pushed",
+                            release.git_sha
+                        ),
+                    ),
                     Err(f) if f.code == Code::Aws => r.fail("image", format!("{:#}", f.error)),
                     Err(f) => return Err(f),
                 }
                 image.get_or_insert_with(|| format!("{uri}:{}", release.git_sha));
             } else {
-                r.pass("image", format!("using the given image {}", image.as_deref().unwrap_or_default()));
+                r.pass(
+                    "image",
+                    format!(
+                        "using the given image {}",
+                        image.as_deref().unwrap_or_default()
+                    ),
+                );
             }
         }
         Err(f) if is_dispatch(&f) => return Err(f),
@@ -127,7 +148,9 @@ pub async fn run(
 
     // Templates.
     let release = Release {
-        image: image.clone().or_else(|| Some(format!("{repo}:{}", release.git_sha))),
+        image: image
+            .clone()
+            .or_else(|| Some(format!("{repo}:{}", release.git_sha))),
         ..release.clone()
     };
     match Renderer::new(&config.templates_dir()) {
@@ -143,14 +166,20 @@ pub async fn run(
             for svc in &env.services {
                 let v = vars::for_service(config, env_name, env, Some(svc), &release, tf.as_ref());
                 match renderer.render(&svc.template, &v) {
-                    Ok(_) => r.pass(format!("template {}", svc.template), format!("renders a valid task definition for {}", svc.name)),
+                    Ok(_) => r.pass(
+                        format!("template {}", svc.template),
+                        format!("renders a valid task definition for {}", svc.name),
+                    ),
                     Err(e) => r.fail(format!("template {}", svc.template), e.to_string()),
                 }
             }
             if let Some(m) = &env.migration {
                 let v = vars::for_service(config, env_name, env, None, &release, tf.as_ref());
                 match renderer.render(&m.template, &v) {
-                    Ok(_) => r.pass(format!("template {}", m.template), "renders a valid migration task definition"),
+                    Ok(_) => r.pass(
+                        format!("template {}", m.template),
+                        "renders a valid migration task definition",
+                    ),
                     Err(e) => r.fail(format!("template {}", m.template), e.to_string()),
                 }
             }
@@ -173,9 +202,23 @@ pub async fn run(
                     }
                 }
             }
-            Some(c) => r.fail("cluster", format!("{} is {}", env.cluster, c.status().unwrap_or("in an unknown state"))),
+            Some(c) => r.fail(
+                "cluster",
+                format!(
+                    "{} is {}",
+                    env.cluster,
+                    c.status().unwrap_or("in an unknown state")
+                ),
+            ),
             None => {
-                r.fail("cluster", format!("{} does not exist in {}", env.cluster, sdk.region().map(|r| r.to_string()).unwrap_or_default()));
+                r.fail(
+                    "cluster",
+                    format!(
+                        "{} does not exist in {}",
+                        env.cluster,
+                        sdk.region().map(|r| r.to_string()).unwrap_or_default()
+                    ),
+                );
                 return Ok(r);
             }
         },
@@ -193,7 +236,13 @@ pub async fn run(
     let names: Vec<String> = env.services.iter().map(|s| s.name.clone()).collect();
     let mut live: Vec<EcsService> = Vec::new();
     for chunk in names.chunks(10) {
-        match ecs.describe_services().cluster(&env.cluster).set_services(Some(chunk.to_vec())).send().await {
+        match ecs
+            .describe_services()
+            .cluster(&env.cluster)
+            .set_services(Some(chunk.to_vec()))
+            .send()
+            .await
+        {
             Ok(out) => live.extend(out.services().iter().cloned()),
             Err(e) => {
                 let why = classify("ECS DescribeServices", e)?;
@@ -203,14 +252,30 @@ pub async fn run(
         }
     }
     for svc in &env.services {
-        let Some(s) = live.iter().find(|s| s.service_name() == Some(svc.name.as_str()) && s.status() != Some("INACTIVE")) else {
-            r.fail(format!("service {}", svc.name), format!("does not exist in cluster {}", env.cluster));
+        let Some(s) = live.iter().find(|s| {
+            s.service_name() == Some(svc.name.as_str()) && s.status() != Some("INACTIVE")
+        }) else {
+            r.fail(
+                format!("service {}", svc.name),
+                format!("does not exist in cluster {}", env.cluster),
+            );
             continue;
         };
-        r.pass(format!("service {}", svc.name), format!("{} ({} running / {} desired)", s.status().unwrap_or("?"), s.running_count(), s.desired_count()));
+        r.pass(
+            format!("service {}", svc.name),
+            format!(
+                "{} ({} running / {} desired)",
+                s.status().unwrap_or("?"),
+                s.running_count(),
+                s.desired_count()
+            ),
+        );
 
         // Deployment controller and strategy.
-        let controller = s.deployment_controller().map(|c| c.r#type().as_str().to_string()).unwrap_or_else(|| "ECS".into());
+        let controller = s
+            .deployment_controller()
+            .map(|c| c.r#type().as_str().to_string())
+            .unwrap_or_else(|| "ECS".into());
         let strategy = s
             .deployment_configuration()
             .and_then(|d| d.strategy())
@@ -218,7 +283,10 @@ pub async fn run(
             .unwrap_or_else(|| "ROLLING".into());
         let name = format!("service {} strategy", svc.name);
         if controller != "ECS" {
-            r.fail(name, format!("deployment controller is {controller}; ECS native deployments need ECS"));
+            r.fail(
+                name,
+                format!("deployment controller is {controller}; ECS native deployments need ECS"),
+            );
         } else if strategy != svc.strategy.ecs_name() {
             r.fail(name, format!("service uses {strategy}, deployer.toml says {}; update the service (terraform) or the config", svc.strategy.ecs_name()));
         } else {
@@ -228,54 +296,131 @@ pub async fn run(
         // Load balancer.
         if let Some(lb) = &svc.load_balancer {
             let name = format!("service {} load balancer", svc.name);
-            let found = s.load_balancers().iter().find(|l| l.target_group_arn() == Some(lb.target_group_arn.as_str()));
+            let found = s
+                .load_balancers()
+                .iter()
+                .find(|l| l.target_group_arn() == Some(lb.target_group_arn.as_str()));
             match found {
-                None => r.fail(name, format!("the service is not attached to target group {}", lb.target_group_arn)),
+                None => r.fail(
+                    name,
+                    format!(
+                        "the service is not attached to target group {}",
+                        lb.target_group_arn
+                    ),
+                ),
                 Some(l) => {
                     let mut problems = Vec::new();
                     if l.container_name() != Some(lb.container_name.as_str()) {
-                        problems.push(format!("container name is {:?}, config says {}", l.container_name(), lb.container_name));
+                        problems.push(format!(
+                            "container name is {:?}, config says {}",
+                            l.container_name(),
+                            lb.container_name
+                        ));
                     }
                     if l.container_port() != Some(lb.container_port as i32) {
-                        problems.push(format!("container port is {:?}, config says {}", l.container_port(), lb.container_port));
+                        problems.push(format!(
+                            "container port is {:?}, config says {}",
+                            l.container_port(),
+                            lb.container_port
+                        ));
                     }
                     if svc.strategy == Strategy::BlueGreen {
                         let adv = l.advanced_configuration();
                         for (field, have, want) in [
-                            ("alternateTargetGroupArn", adv.and_then(|a| a.alternate_target_group_arn()), lb.alternate_target_group_arn.as_deref()),
-                            ("productionListenerRule", adv.and_then(|a| a.production_listener_rule()), lb.production_listener_rule.as_deref()),
-                            ("testListenerRule", adv.and_then(|a| a.test_listener_rule()), lb.test_listener_rule.as_deref()),
-                            ("roleArn", adv.and_then(|a| a.role_arn()), lb.role_arn.as_deref()),
+                            (
+                                "alternateTargetGroupArn",
+                                adv.and_then(|a| a.alternate_target_group_arn()),
+                                lb.alternate_target_group_arn.as_deref(),
+                            ),
+                            (
+                                "productionListenerRule",
+                                adv.and_then(|a| a.production_listener_rule()),
+                                lb.production_listener_rule.as_deref(),
+                            ),
+                            (
+                                "testListenerRule",
+                                adv.and_then(|a| a.test_listener_rule()),
+                                lb.test_listener_rule.as_deref(),
+                            ),
+                            (
+                                "roleArn",
+                                adv.and_then(|a| a.role_arn()),
+                                lb.role_arn.as_deref(),
+                            ),
                         ] {
                             if want.is_some() && have != want {
-                                problems.push(format!("advancedConfiguration.{field} is {}, config says {}", have.unwrap_or("unset"), want.unwrap_or_default()));
+                                problems.push(format!(
+                                    "advancedConfiguration.{field} is {}, config says {}",
+                                    have.unwrap_or("unset"),
+                                    want.unwrap_or_default()
+                                ));
                             }
                         }
                     }
                     if problems.is_empty() {
-                        r.pass(name, format!("{}:{} via {}", lb.container_name, lb.container_port, lb.target_group_arn));
+                        r.pass(
+                            name,
+                            format!(
+                                "{}:{} via {}",
+                                lb.container_name, lb.container_port, lb.target_group_arn
+                            ),
+                        );
                     } else {
                         r.fail(name, problems.join("; "));
                     }
                 }
             }
             // Target groups and listener rules exist.
-            let tgs: Vec<String> = [Some(&lb.target_group_arn), lb.alternate_target_group_arn.as_ref()].into_iter().flatten().cloned().collect();
+            let tgs: Vec<String> = [
+                Some(&lb.target_group_arn),
+                lb.alternate_target_group_arn.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
             let name = format!("service {} target groups", svc.name);
-            match elb.describe_target_groups().set_target_group_arns(Some(tgs.clone())).send().await {
-                Ok(out) if out.target_groups().len() == tgs.len() => r.pass(name, format!("{} exist", tgs.len())),
-                Ok(out) => r.fail(name, format!("only {} of {} exist", out.target_groups().len(), tgs.len())),
+            match elb
+                .describe_target_groups()
+                .set_target_group_arns(Some(tgs.clone()))
+                .send()
+                .await
+            {
+                Ok(out) if out.target_groups().len() == tgs.len() => {
+                    r.pass(name, format!("{} exist", tgs.len()))
+                }
+                Ok(out) => r.fail(
+                    name,
+                    format!("only {} of {} exist", out.target_groups().len(), tgs.len()),
+                ),
                 Err(e) => {
                     let why = classify("ELBv2 DescribeTargetGroups", e)?;
                     r.fail(name, why);
                 }
             }
-            let rules: Vec<String> = [lb.production_listener_rule.as_ref(), lb.test_listener_rule.as_ref()].into_iter().flatten().cloned().collect();
+            let rules: Vec<String> = [
+                lb.production_listener_rule.as_ref(),
+                lb.test_listener_rule.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
             if !rules.is_empty() {
                 let name = format!("service {} listener rules", svc.name);
-                match elb.describe_rules().set_rule_arns(Some(rules.clone())).send().await {
-                    Ok(out) if out.rules().len() == rules.len() => r.pass(name, format!("{} exist", rules.len())),
-                    Ok(out) => r.fail(name, format!("only {} of {} exist", out.rules().len(), rules.len())),
+                match elb
+                    .describe_rules()
+                    .set_rule_arns(Some(rules.clone()))
+                    .send()
+                    .await
+                {
+                    Ok(out) if out.rules().len() == rules.len() => {
+                        r.pass(name, format!("{} exist", rules.len()))
+                    }
+                    Ok(out) => r.fail(
+                        name,
+                        format!("only {} of {} exist", out.rules().len(), rules.len()),
+                    ),
                     Err(e) => {
                         let why = classify("ELBv2 DescribeRules", e)?;
                         r.fail(name, why);
@@ -318,7 +463,13 @@ async fn in_progress_check(
             let busy: Vec<String> = out
                 .service_deployments()
                 .iter()
-                .map(|d| format!("{} ({})", d.service_deployment_arn().unwrap_or("?"), d.status().map(|s| s.as_str()).unwrap_or("?")))
+                .map(|d| {
+                    format!(
+                        "{} ({})",
+                        d.service_deployment_arn().unwrap_or("?"),
+                        d.status().map(|s| s.as_str()).unwrap_or("?")
+                    )
+                })
                 .collect();
             if busy.is_empty() {
                 r.pass(name, "no service deployment in progress");
@@ -331,14 +482,21 @@ async fn in_progress_check(
             let rolling: Vec<String> = live
                 .deployments()
                 .iter()
-                .filter(|d| d.status() != Some("PRIMARY") || d.rollout_state().is_some_and(|s| s.as_str() == "IN_PROGRESS"))
+                .filter(|d| {
+                    d.status() != Some("PRIMARY")
+                        || d.rollout_state()
+                            .is_some_and(|s| s.as_str() == "IN_PROGRESS")
+                })
                 .map(|d| format!("{} {}", d.id().unwrap_or("?"), d.status().unwrap_or("?")))
                 .collect();
             let note = "the endpoint does not support ListServiceDeployments (an AWS emulator without it?); checked the service's deployments instead";
             if rolling.is_empty() {
                 r.warn(name, note);
             } else {
-                r.fail(name, format!("deployments in progress: {}; {note}", rolling.join(", ")));
+                r.fail(
+                    name,
+                    format!("deployments in progress: {}; {note}", rolling.join(", ")),
+                );
             }
         }
         Err(e) => {
