@@ -46,14 +46,24 @@ output "log_group_name" {
   value       = module.platform.log_group_name
 }
 
-output "execution_role_arn" {
+output "task_execution_role_arn" {
   description = "executionRoleArn of every task definition."
-  value       = module.platform.execution_role_arn
+  value       = module.platform.task_execution_role_arn
 }
 
-output "task_role_arn" {
-  description = "taskRoleArn of every platform task (orchestrator, agents, migration)."
-  value       = module.platform.task_role_arn
+output "orchestrator_task_role_arn" {
+  description = "taskRoleArn of the orchestrator."
+  value       = module.platform.orchestrator_task_role_arn
+}
+
+output "agent_task_role_arn" {
+  description = "taskRoleArn of the agents."
+  value       = module.platform.agent_task_role_arn
+}
+
+output "migrate_task_role_arn" {
+  description = "taskRoleArn of the migration task."
+  value       = module.platform.migrate_task_role_arn
 }
 
 output "database_url_secret_arn" {

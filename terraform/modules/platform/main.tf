@@ -17,6 +17,11 @@ locals {
   region     = data.aws_region.current.region
   image      = "${module.ecr.repository_url}:${var.image_tag}"
   lb_service = one([for k, s in var.services : k if s.load_balanced])
+  task_roles = {
+    orchestrator = aws_iam_role.task["orchestrator"].arn
+    agent        = aws_iam_role.task["agent"].arn
+    migrate      = aws_iam_role.task["migrate"].arn
+  }
   common_secrets = {
     DATABASE_URL = module.data.database_url_secret_arn
     REDIS_URL    = module.data.redis_url_secret_arn
@@ -184,10 +189,10 @@ resource "aws_vpc_security_group_egress_rule" "tasks_vpc" {
   ip_protocol       = "tcp"
 }
 
-# One task role for every platform task (the templates share one `taskRoleArn`): the platform
-# itself calls AWS only to publish the backlog metric.
+# One task role per kind of task: only the orchestrator calls AWS (it publishes the backlog metric).
 resource "aws_iam_role" "task" {
-  name               = "${var.name}-task"
+  for_each           = toset(["orchestrator", "agent", "migrate"])
+  name               = "${var.name}-task-${each.key}"
   assume_role_policy = module.cluster.tasks_assume_role_policy
 }
 
@@ -206,7 +211,7 @@ data "aws_iam_policy_document" "orchestrator_metrics" {
 
 resource "aws_iam_role_policy" "orchestrator_metrics" {
   name   = "publish-backlog-metric"
-  role   = aws_iam_role.task.id
+  role   = aws_iam_role.task["orchestrator"].id
   policy = data.aws_iam_policy_document.orchestrator_metrics.json
 }
 
@@ -225,7 +230,7 @@ module "service" {
   cpu                = each.value.cpu
   memory             = each.value.memory
   execution_role_arn = module.cluster.execution_role_arn
-  task_role_arn      = aws_iam_role.task.arn
+  task_role_arn      = each.value.load_balanced ? local.task_roles["orchestrator"] : local.task_roles["agent"]
   log_group_name     = module.cluster.log_group_name
   desired_count      = each.value.desired_count
   min_count          = each.value.min_count
@@ -285,7 +290,7 @@ resource "aws_ecs_task_definition" "migrate" {
   cpu                      = var.migration_task.cpu
   memory                   = var.migration_task.memory
   execution_role_arn       = module.cluster.execution_role_arn
-  task_role_arn            = aws_iam_role.task.arn
+  task_role_arn            = local.task_roles["migrate"]
 
   container_definitions = jsonencode([
     {
@@ -320,7 +325,7 @@ module "github" {
   cluster_arn              = module.cluster.cluster_arn
   cluster_name             = module.cluster.cluster_name
   task_definition_families = concat([for m in module.service : m.task_definition_family], [var.migration_task.family])
-  pass_role_arns           = [module.cluster.execution_role_arn, aws_iam_role.task.arn]
+  pass_role_arns           = concat([module.cluster.execution_role_arn], values(local.task_roles))
   ecr_repository_arn       = module.ecr.repository_arn
   dynamodb_table_arns      = [module.deploy_state.lock_table_arn, module.deploy_state.audit_table_arn]
   log_group_arn            = "arn:${data.aws_partition.current.partition}:logs:${local.region}:${local.account}:log-group:${module.cluster.log_group_name}"

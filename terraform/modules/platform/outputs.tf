@@ -46,14 +46,24 @@ output "log_group_name" {
   value       = module.cluster.log_group_name
 }
 
-output "execution_role_arn" {
+output "task_execution_role_arn" {
   description = "executionRoleArn of every task definition."
   value       = module.cluster.execution_role_arn
 }
 
-output "task_role_arn" {
-  description = "taskRoleArn of every platform task (orchestrator, agents, migration)."
-  value       = aws_iam_role.task.arn
+output "orchestrator_task_role_arn" {
+  description = "taskRoleArn of the orchestrator."
+  value       = local.task_roles["orchestrator"]
+}
+
+output "agent_task_role_arn" {
+  description = "taskRoleArn of the agents."
+  value       = local.task_roles["agent"]
+}
+
+output "migrate_task_role_arn" {
+  description = "taskRoleArn of the migration task."
+  value       = local.task_roles["migrate"]
 }
 
 output "database_url_secret_arn" {

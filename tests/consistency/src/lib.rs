@@ -44,6 +44,8 @@ pub struct TfEnvironment {
     pub audit_table: String,
     /// Target group names (blue, green) of the load-balanced service.
     pub target_groups: Vec<String>,
+    /// ECR repository name the environment creates.
+    pub ecr_repository: String,
 }
 
 fn parse_hcl(path: &Path) -> Result<Body> {
@@ -180,6 +182,11 @@ pub fn terraform_environment(root: &Path, env: &str) -> Result<TfEnvironment> {
         }
     }
     let family_rule = wiring("family");
+    let ecr_repository = attr(platform.body(), "ecr_repository_name")
+        .and_then(string)
+        .ok_or_else(|| {
+            anyhow!("{at}: module \"platform\" must set ecr_repository_name to a literal")
+        })?;
 
     let mut services = BTreeMap::new();
     let catalogue = object(local("ecs_services")?)
@@ -257,6 +264,7 @@ pub fn terraform_environment(root: &Path, env: &str) -> Result<TfEnvironment> {
         services,
         outputs,
         target_groups,
+        ecr_repository,
     })
 }
 
@@ -374,6 +382,19 @@ pub fn check_deployer_config(root: &Path, config: &Json, tf: &TfEnvironment) -> 
             tf.lock_table, tf.audit_table
         ));
     }
+
+    let repo = s("/ecr_repository").or_else(|| {
+        config
+            .pointer("/project/ecr_repository")
+            .and_then(Json::as_str)
+    });
+    same_or_output(
+        &mut p,
+        &format!("[environments.{env}] ECR repository"),
+        repo,
+        &tf.ecr_repository,
+        tf,
+    );
 
     // Every tf_output reference anywhere in the environment's config.
     let mut all = Vec::new();
@@ -863,6 +884,36 @@ pub fn check_invocations(cli: &DeployerCli, calls: &[Invocation]) -> Vec<String>
     p
 }
 
+/// The `tf_output` file of each Terraform-backed environment must be where the workflows put
+/// `terraform output -json` (downloaded from the state bucket before the deployer runs).
+pub fn check_tf_output_files(root: &Path, config: &Json, envs: &[String]) -> Vec<String> {
+    let mut p = Vec::new();
+    let workflows: String = std::fs::read_dir(root.join(".github/workflows"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect();
+    for env in envs {
+        let Some(file) = config
+            .pointer(&format!("/environments/{env}/tf_output"))
+            .and_then(Json::as_str)
+        else {
+            p.push(format!(
+                "[environments.{env}] has no tf_output file: set it to the `terraform output -json` file the release workflow downloads"
+            ));
+            continue;
+        };
+        let generic = file.replace(env.as_str(), "${TARGET_ENV}");
+        if !workflows.contains(file) && !workflows.contains(&generic) {
+            p.push(format!(
+                "[environments.{env}] tf_output = \"{file}\", but no workflow writes that file before calling the deployer"
+            ));
+        }
+    }
+    p
+}
+
 /// Secret-holding variables deployer.toml names must be set on the workflow steps that release.
 pub fn check_workflow_env(config: &Json, calls: &[Invocation]) -> Vec<String> {
     let mut p = Vec::new();
@@ -989,6 +1040,11 @@ pub fn check_all(root: &Path, cli: Option<&DeployerCli>) -> Result<Vec<String>> 
     }
     if let Some(config) = &config {
         problems.extend(check_workflow_env(config, &calls));
+        problems.extend(check_tf_output_files(
+            root,
+            config,
+            &terraform_environments(root)?,
+        ));
     }
     if let Some(cli) = cli {
         problems.extend(check_invocations(cli, &calls));

@@ -95,6 +95,7 @@ fn contract_config(root: &Path) -> serde_json::Value {
             env.clone(),
             serde_json::json!({
                 "cluster": tf.cluster_name,
+                "ecr_repository": tf.ecr_repository,
                 "lock_table": tf.lock_table,
                 "audit_table": tf.audit_table,
                 "services": services,
@@ -147,8 +148,10 @@ fn terraform_catalogue_declares_the_blue_green_orchestrator_and_headless_agents(
             "production_listener_rule_arn",
             "test_listener_rule_arn",
             "ecs_infrastructure_role_arn",
-            "execution_role_arn",
-            "task_role_arn",
+            "task_execution_role_arn",
+            "orchestrator_task_role_arn",
+            "agent_task_role_arn",
+            "migrate_task_role_arn",
             "database_url_secret_arn",
             "log_group_name",
             "deploy_lock_table_name",
@@ -332,8 +335,8 @@ fn a_template_using_an_output_terraform_lacks_is_caught() {
     edit(
         tmp.path(),
         "terraform/environments/staging/outputs.tf",
-        "output \"execution_role_arn\"",
-        "output \"task_execution_role_arn\"",
+        "output \"orchestrator_task_role_arn\"",
+        "output \"orchestrator_role_arn\"",
     );
     edit(
         tmp.path(),
@@ -347,13 +350,82 @@ fn a_template_using_an_output_terraform_lacks_is_caught() {
     assert!(
         problems
             .iter()
-            .any(|p| p.contains("tf_output \"execution_role_arn\"")),
+            .any(|p| p.contains("tf_output \"orchestrator_task_role_arn\"")),
         "{problems:#?}"
     );
     assert!(
         problems
             .iter()
             .any(|p| p.contains("containerPort 3000") && p.contains("8080")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_tf_output_file_no_workflow_downloads_is_caught() {
+    let root = repo_root();
+    let envs = terraform_environments(&root).unwrap();
+    let good = serde_json::json!({"environments": {
+        "staging": {"tf_output": "terraform/environments/staging/outputs.json"},
+        "production": {"tf_output": "terraform/environments/production/outputs.json"},
+    }});
+    assert_eq!(
+        consistency_tests::check_tf_output_files(&root, &good, &envs),
+        Vec::<String>::new()
+    );
+    let moved = serde_json::json!({"environments": {
+        "staging": {"tf_output": "infra/staging-outputs.json"},
+        "production": {"tf_output": "terraform/environments/production/outputs.json"},
+    }});
+    let problems = consistency_tests::check_tf_output_files(&root, &moved, &envs);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains("infra/staging-outputs.json"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn renaming_in_the_real_deployer_toml_only_is_caught() {
+    let tmp = copy_of_repo();
+    assert!(
+        tmp.path().join("deployer.toml").is_file(),
+        "deployer.toml is part of the project (issue 4)"
+    );
+    let baseline = check_all(tmp.path(), None).unwrap();
+    assert_eq!(
+        baseline,
+        Vec::<String>::new(),
+        "the unmodified copy must be consistent"
+    );
+    edit(
+        tmp.path(),
+        "deployer.toml",
+        "name = \"agent-e2e\"",
+        "name = \"agent-end2end\"",
+    );
+    edit(
+        tmp.path(),
+        "deployer.toml",
+        "container_port = 3000",
+        "container_port = 3001",
+    );
+    let problems = check_all(tmp.path(), None).unwrap();
+    println!("{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("service `agent-end2end` is not an ECS service")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("ECS service `agent-e2e` exists in terraform/environments/staging")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("container_port Some(3001)")),
         "{problems:#?}"
     );
 }
