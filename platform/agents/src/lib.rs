@@ -1,1 +1,354 @@
 //! The five agent kinds: scaffold, validation, e2e, integration, deployment.
+//!
+//! An agent reads its kind's stream through the kind's consumer group, does the stage work and
+//! publishes the result atomically with the acknowledgement. Entries a dead agent held are
+//! claimed after the visibility timeout; after the delivery limit they go to the dead-letter
+//! stream and the workflow fails with the reason.
+
+pub mod work;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use platform_bus::{AgentInfo, Bus, BusConfig, Delivery, env_parse};
+use platform_core::envelope::EnvelopeHeader;
+use platform_core::{RESULT_SCHEMA_VERSION, Stage, TaskEnvelope, TaskOutcome, TaskResult};
+use platform_store::Store;
+use tokio_util::sync::CancellationToken;
+
+/// Agent settings, from the environment.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub kind: Stage,
+    pub id: String,
+    pub bus: BusConfig,
+    pub database_url: String,
+    pub git_sha: String,
+    pub heartbeat_interval: Duration,
+    /// On SIGTERM: how long the in-flight task may still run before it is handed back.
+    pub stop_timeout: Duration,
+    /// Skip stage work (benchmarks of the bus and the state machine).
+    pub noop: bool,
+    pub work: work::WorkConfig,
+}
+
+impl AgentConfig {
+    pub fn from_env(kind: Stage, git_sha: String, id: String) -> anyhow::Result<Self> {
+        let database_url = match std::env::var("DATABASE_URL") {
+            Ok(u) if !u.trim().is_empty() => u,
+            _ => anyhow::bail!("DATABASE_URL is required (agents keep artifacts in Postgres)"),
+        };
+        let templates_dir = std::env::var("PLATFORM_TEMPLATES_DIR")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("templates/scaffold"));
+        Ok(Self {
+            kind,
+            id,
+            bus: BusConfig::from_env()?,
+            database_url,
+            git_sha,
+            heartbeat_interval: Duration::from_millis(
+                env_parse("PLATFORM_HEARTBEAT_INTERVAL_MS", 5_000u64)?.max(50),
+            ),
+            stop_timeout: Duration::from_millis(env_parse(
+                "PLATFORM_AGENT_STOP_TIMEOUT_MS",
+                30_000u64,
+            )?),
+            noop: std::env::var("PLATFORM_NOOP_WORK").is_ok_and(|v| v == "1" || v == "true"),
+            work: work::WorkConfig {
+                templates_dir,
+                artifact_max_bytes: env_parse(
+                    "PLATFORM_ARTIFACT_MAX_BYTES",
+                    10 * 1024 * 1024usize,
+                )?,
+                git_repo: std::env::var("PLATFORM_GIT_REPO")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| ".platform/apps.git".into()),
+                command_timeout: Duration::from_millis(env_parse(
+                    "PLATFORM_COMMAND_TIMEOUT_MS",
+                    120_000u64,
+                )?),
+                lint_allow: std::env::var("PLATFORM_LINT_ALLOW")
+                    .unwrap_or_else(|_| "sh".into())
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                image_registry: std::env::var("PLATFORM_IMAGE_REGISTRY")
+                    .unwrap_or_else(|_| "registry.local".into()),
+            },
+        })
+    }
+}
+
+struct Agent {
+    cfg: AgentConfig,
+    bus: Bus,
+    store: Store,
+    in_flight: Arc<Mutex<Option<String>>>,
+    started_at: chrono::DateTime<Utc>,
+}
+
+/// Runs one agent until `shutdown` fires, then finishes (or hands back) its task and exits.
+pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = Store::connect(&cfg.database_url, 2)
+        .await
+        .context("connecting to Postgres (DATABASE_URL)")?;
+    let bus = Bus::connect(cfg.bus.clone()).await?;
+    bus.ensure_groups()
+        .await
+        .context("creating consumer groups")?;
+    let agent = Arc::new(Agent {
+        cfg,
+        bus,
+        store,
+        in_flight: Arc::new(Mutex::new(None)),
+        started_at: Utc::now(),
+    });
+    tracing::info!(kind = %agent.cfg.kind, id = %agent.cfg.id, noop = agent.cfg.noop, "agent started");
+    let hb_stop = CancellationToken::new();
+    let hb = tokio::spawn(heartbeats(agent.clone(), hb_stop.clone()));
+    let result = consume(agent.clone(), shutdown).await;
+    hb_stop.cancel();
+    let _ = hb.await;
+    if let Err(e) = agent
+        .bus
+        .deregister(agent.cfg.kind.as_str(), &agent.cfg.id)
+        .await
+    {
+        tracing::warn!(error = %e, "deregistering failed; the registration expires by itself");
+    }
+    tracing::info!("agent stopped");
+    result
+}
+
+impl Agent {
+    fn info(&self) -> AgentInfo {
+        AgentInfo {
+            kind: self.cfg.kind.as_str().to_owned(),
+            id: self.cfg.id.clone(),
+            version: platform_core::VERSION.to_owned(),
+            git_sha: self.cfg.git_sha.clone(),
+            started_at: self.started_at,
+            last_heartbeat: Utc::now(),
+            in_flight_task: self.in_flight.lock().map(|g| g.clone()).unwrap_or(None),
+        }
+    }
+
+    fn set_in_flight(self: &Arc<Self>, task: Option<String>) {
+        if let Ok(mut g) = self.in_flight.lock() {
+            *g = task;
+        }
+        // Publish at once so the API shows the task, without waiting on Redis here.
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _ = me.bus.heartbeat(&me.info(), me.ttl()).await;
+        });
+    }
+
+    fn ttl(&self) -> Duration {
+        self.cfg.heartbeat_interval * 3
+    }
+}
+
+async fn heartbeats(agent: Arc<Agent>, stop: CancellationToken) {
+    loop {
+        if let Err(e) = agent.bus.heartbeat(&agent.info(), agent.ttl()).await {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(agent.cfg.heartbeat_interval) => {}
+        }
+    }
+}
+
+async fn consume(agent: Arc<Agent>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let kind = agent.cfg.kind;
+    let me = agent.cfg.id.clone();
+    let reclaim_every = (agent.cfg.bus.visibility_timeout / 2).max(Duration::from_millis(50));
+    let mut last_reclaim = tokio::time::Instant::now() - reclaim_every;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let batch = if last_reclaim.elapsed() >= reclaim_every {
+            last_reclaim = tokio::time::Instant::now();
+            agent.bus.reclaim_tasks(kind, &me).await
+        } else {
+            Ok(Vec::new())
+        };
+        let batch = match batch {
+            Ok(b) if !b.is_empty() => Ok(b),
+            Ok(_) => tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                b = agent.bus.read_tasks(kind, &me) => b,
+            },
+            Err(e) => Err(e),
+        };
+        let batch = match batch {
+            Ok(b) => {
+                backoff = Duration::from_millis(100);
+                b
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading tasks failed; retrying in {backoff:?}");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let mut pending = batch.into_iter();
+        while let Some(d) = pending.next() {
+            if shutdown.is_cancelled() {
+                // Read but not started: give them back now rather than after the timeout.
+                for d in std::iter::once(d).chain(pending.by_ref()) {
+                    let _ = agent.bus.hand_back_task(kind, &d).await;
+                }
+                return Ok(());
+            }
+            handle(&agent, d, &shutdown).await;
+        }
+    }
+}
+
+async fn handle(agent: &Arc<Agent>, d: Delivery, shutdown: &CancellationToken) {
+    let kind = agent.cfg.kind;
+    let max = agent.cfg.bus.max_deliveries;
+    if d.deliveries > max {
+        let header = EnvelopeHeader::read(&d.raw);
+        let why = match TaskEnvelope::decode(&d.raw) {
+            Ok(_) => "no agent finished it".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        let reason = format!(
+            "moved to the dead-letter stream after {} deliveries ({why})",
+            d.deliveries - 1
+        );
+        tracing::error!(entry = %d.id, task_id = ?header.task_id, %reason, "dead-lettering task");
+        if let Err(e) = agent.bus.dead_letter_task(kind, &d, &reason).await {
+            tracing::warn!(error = %e, "dead-lettering failed; it will be retried");
+            return;
+        }
+        if let (Some(task_id), Some(workflow_id)) = (header.task_id, header.workflow_id) {
+            let r = TaskResult {
+                schema_version: RESULT_SCHEMA_VERSION,
+                task_id,
+                workflow_id,
+                stage: header.stage.unwrap_or(kind),
+                attempt: header.attempt.unwrap_or(1),
+                agent_id: agent.cfg.id.clone(),
+                correlation_id: header.correlation_id.unwrap_or_default(),
+                outcome: TaskOutcome::DeadLettered { reason },
+                picked_up_at: Utc::now(),
+                finished_at: Utc::now(),
+            };
+            if let Err(e) = agent.bus.publish_result(&r).await {
+                tracing::warn!(error = %e, "reporting a dead-lettered task failed");
+            }
+        }
+        return;
+    }
+    let picked_up_at = Utc::now();
+    let env = match TaskEnvelope::decode(&d.raw) {
+        Ok(e) => e,
+        Err(e) => {
+            // Left pending on purpose: a newer agent may read it; otherwise it ends in the DLQ.
+            tracing::warn!(entry = %d.id, delivery = d.deliveries, error = %e, "cannot read task; leaving it for redelivery");
+            return;
+        }
+    };
+    let span = tracing::info_span!("task", task_id = %env.task_id, workflow_id = %env.workflow_id,
+        correlation_id = %env.correlation_id, attempt = env.attempt, delivery = d.deliveries);
+    let _enter = span.enter();
+    agent.set_in_flight(Some(env.task_id.to_string()));
+    let work = {
+        let agent = agent.clone();
+        let env = env.clone();
+        tokio::spawn(async move {
+            if agent.cfg.noop {
+                return Ok(serde_json::json!({"noop": true}));
+            }
+            work::run(&agent.cfg.work, &agent.store, &env).await
+        })
+    };
+    tokio::pin!(work);
+    let joined = tokio::select! {
+        r = &mut work => r,
+        _ = shutdown.cancelled() => {
+            tracing::info!(timeout = ?agent.cfg.stop_timeout, "stop requested; letting the task finish");
+            match tokio::time::timeout(agent.cfg.stop_timeout, &mut work).await {
+                Ok(r) => r,
+                Err(_) => {
+                    work.abort();
+                    tracing::warn!("task did not finish within the stop timeout; handing it back");
+                    if let Err(e) = agent.bus.hand_back_task(kind, &d).await {
+                        tracing::warn!(error = %e, "handing back failed; the task is reclaimed after the visibility timeout");
+                    }
+                    agent.set_in_flight(None);
+                    return;
+                }
+            }
+        }
+    };
+    let outcome = match joined {
+        Ok(Ok(output)) => TaskOutcome::Succeeded { output },
+        Ok(Err(work::WorkError::Failed(reason))) => TaskOutcome::Failed { reason },
+        Ok(Err(work::WorkError::Transient(e))) => {
+            tracing::warn!(error = %e, "stage work hit a transient error; leaving the task for redelivery");
+            agent.set_in_flight(None);
+            return;
+        }
+        Err(join) => {
+            tracing::error!(error = %join, "stage work panicked; leaving the task for redelivery");
+            agent.set_in_flight(None);
+            return;
+        }
+    };
+    let r = TaskResult {
+        schema_version: RESULT_SCHEMA_VERSION,
+        task_id: env.task_id,
+        workflow_id: env.workflow_id,
+        stage: env.stage,
+        attempt: env.attempt,
+        agent_id: agent.cfg.id.clone(),
+        correlation_id: env.correlation_id.clone(),
+        outcome,
+        picked_up_at,
+        finished_at: Utc::now(),
+    };
+    // Publishing and acknowledging is retried with backoff; if Redis stays away the entry is
+    // still pending and is redelivered (the result is idempotent on the orchestrator side).
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=5 {
+        match agent.bus.complete_task(kind, &d.id, &r).await {
+            Ok(()) => break,
+            Err(e) if attempt < 5 => {
+                tracing::warn!(error = %e, "publishing the result failed; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "publishing the result failed; the task will be redelivered")
+            }
+        }
+    }
+    if !agent.cfg.noop {
+        let status = match &r.outcome {
+            TaskOutcome::Succeeded { .. } => "succeeded",
+            _ => "failed",
+        };
+        tracing::info!(status, "task done");
+    }
+    agent.set_in_flight(None);
+}

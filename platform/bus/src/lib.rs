@@ -344,6 +344,40 @@ impl Bus {
         Ok(())
     }
 
+    /// Publishes a task's result and acknowledges the task in one atomic step: the result is
+    /// durable in Redis before the task leaves the pending list.
+    pub async fn complete_task(
+        &self,
+        kind: Stage,
+        id: &str,
+        r: &TaskResult,
+    ) -> Result<(), BusError> {
+        let body = r.encode();
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("XADD")
+            .arg(self.results_stream())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.cfg.maxlen)
+            .arg("*")
+            .arg("result")
+            .arg(&body)
+            .ignore()
+            .cmd("XACK")
+            .arg(self.task_stream(kind))
+            .arg(Self::group(kind))
+            .arg(id)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(self.results_channel())
+            .arg(&body)
+            .ignore();
+        let mut c = self.cmd.clone();
+        let () = p.query_async(&mut c).await?;
+        Ok(())
+    }
+
     // ------------------------------------------------------------ results
 
     pub async fn publish_result(&self, r: &TaskResult) -> Result<(), BusError> {

@@ -1,1 +1,164 @@
 //! The orchestrator: REST API (axum) and the workflow driver.
+//!
+//! The driver has three loops: the outbox relay (Postgres → Redis), the results consumer
+//! (Redis → Postgres, idempotent) and the sweeper (re-dispatches tasks lost inside Redis).
+
+pub mod api;
+pub mod driver;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use platform_bus::{Bus, BusConfig, env_parse};
+use platform_store::Store;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Orchestrator settings, from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub token: String,
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub bus: BusConfig,
+    pub git_sha: String,
+    pub instance_id: String,
+    pub body_limit: usize,
+    /// A dispatched task without a result for this long is dispatched again.
+    pub task_timeout: Duration,
+    pub max_attempts: i32,
+    pub fault_unhealthy: bool,
+    /// Scaffold templates, to refuse unknown template names at the API.
+    pub templates_dir: PathBuf,
+}
+
+impl Config {
+    pub fn from_env(git_sha: String) -> anyhow::Result<Self> {
+        let token = match (
+            std::env::var("PLATFORM_API_TOKEN")
+                .ok()
+                .filter(|t| !t.trim().is_empty()),
+            std::env::var("PLATFORM_API_TOKEN_FILE")
+                .ok()
+                .filter(|t| !t.trim().is_empty()),
+        ) {
+            (Some(t), _) => t.trim().to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .with_context(|| format!("reading PLATFORM_API_TOKEN_FILE {path}"))?
+                .trim()
+                .to_owned(),
+            (None, None) => bail!(
+                "no API token: set PLATFORM_API_TOKEN or PLATFORM_API_TOKEN_FILE (a file holding the bearer token clients must send)"
+            ),
+        };
+        if token.len() < 8 {
+            bail!(
+                "the API token is too short ({} characters); use at least 8",
+                token.len()
+            );
+        }
+        Ok(Self {
+            port: env_parse("PORT", 3000u16)?,
+            token,
+            database_url: database_url()?,
+            db_max_connections: env_parse("PLATFORM_DB_MAX_CONNECTIONS", 16u32)?.max(2),
+            bus: BusConfig::from_env()?,
+            git_sha,
+            instance_id: instance_id("orchestrator"),
+            body_limit: env_parse("PLATFORM_BODY_LIMIT_BYTES", 64 * 1024usize)?,
+            task_timeout: Duration::from_millis(env_parse("PLATFORM_TASK_TIMEOUT_MS", 600_000u64)?),
+            max_attempts: env_parse("PLATFORM_MAX_ATTEMPTS", 3i32)?.max(1),
+            fault_unhealthy: std::env::var("PLATFORM_FAULT").is_ok_and(|f| f == "unhealthy"),
+            templates_dir: templates_dir(),
+        })
+    }
+}
+
+pub fn database_url() -> anyhow::Result<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(u) if !u.trim().is_empty() => Ok(u),
+        _ => bail!("DATABASE_URL is required, e.g. postgres://user:password@host:5432/db"),
+    }
+}
+
+/// `PLATFORM_TEMPLATES_DIR`, else `templates/scaffold` under the working directory.
+pub fn templates_dir() -> PathBuf {
+    std::env::var("PLATFORM_TEMPLATES_DIR")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("templates/scaffold"))
+}
+
+/// A consumer name unique to this process: `PLATFORM_INSTANCE_ID`, else role-host-pid-random.
+pub fn instance_id(role: &str) -> String {
+    if let Ok(id) = std::env::var("PLATFORM_INSTANCE_ID")
+        && !id.trim().is_empty()
+    {
+        return id;
+    }
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    let rand = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    format!("{role}-{host}-{}-{rand}", std::process::id())
+}
+
+/// What the handlers and loops share.
+pub struct AppState {
+    pub cfg: Config,
+    pub store: Store,
+    pub bus: Bus,
+    /// Wakes the outbox relay right after a commit that queued a task.
+    pub dispatch: Notify,
+    pub metrics: metrics::Metrics,
+}
+
+/// Runs the orchestrator until `shutdown` fires.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = Store::connect(&cfg.database_url, cfg.db_max_connections)
+        .await
+        .context("connecting to Postgres (DATABASE_URL)")?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    let bus = Bus::connect(cfg.bus.clone()).await?;
+    bus.ensure_groups()
+        .await
+        .context("creating consumer groups")?;
+    let state = Arc::new(AppState {
+        cfg,
+        store,
+        bus,
+        dispatch: Notify::new(),
+        metrics: metrics::Metrics::default(),
+    });
+    let addr = SocketAddr::from(([0, 0, 0, 0], state.cfg.port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr} (PORT)"))?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        instance = %state.cfg.instance_id,
+        version = platform_core::VERSION,
+        git_sha = %state.cfg.git_sha,
+        "orchestrator listening"
+    );
+    let loops = driver::spawn(state.clone(), shutdown.clone());
+    let app = api::router(state.clone());
+    let s = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { s.cancelled().await })
+        .await
+        .context("serving HTTP")?;
+    shutdown.cancel();
+    for l in loops {
+        let _ = l.await;
+    }
+    tracing::info!("orchestrator stopped");
+    Ok(())
+}
