@@ -633,6 +633,7 @@ def _run_task(self):
         for c in task.containers:
             c.last_status = "RUNNING"
             c.exitCode = None
+            _fix_container_types(c)
         _tasks[task.task_arn] = {
             "due": now + _cfg(self.current_account, "run_task_seconds"),
             "exit_code": int(fault.get("exit_code", 1)) if fault else 0,
@@ -641,10 +642,20 @@ def _run_task(self):
     return result
 
 
+def _fix_container_types(c) -> None:
+    # The API's Container.cpu/memory are strings; moto emits integers, which strict SDKs reject.
+    for attr in ("cpu", "memory"):
+        v = getattr(c, attr, None)
+        if v is not None and not isinstance(v, str):
+            setattr(c, attr, str(v))
+
+
 def _describe_tasks(self):
     result = _orig_describe_tasks(self)
     now = time.time()
     for task in result.result.get("tasks", []):
+        for c in task.containers:
+            _fix_container_types(c)
         info = _tasks.get(task.task_arn)
         if info is None:
             continue

@@ -1,0 +1,222 @@
+//! `deployer release` end to end against moto + the lifecycle plugin, run as a user runs it:
+//! the happy path and the fault matrix. Every failure case ends with production on the
+//! previous revision, the right exit code, an audit record with the reason, and the lock free.
+
+mod release_support;
+
+use release_support::*;
+
+const RELEASE: &[&str] = &["release", "--git-sha", NEW_SHA];
+
+fn last_release(history: &[serde_json::Value]) -> &serde_json::Value {
+    history.first().expect("an audit record")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_releases_every_service_and_records_it() {
+    let w = World::new(Options::default()).await;
+    let new = spawn_target(NEW_SHA, None).await;
+    let out = w.run(RELEASE, &new.url, &new.url).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    w.assert_all_on(NEW_SHA).await;
+    let h = w.history().await;
+    let rec = last_release(&h);
+    assert_eq!(rec["outcome"], "succeeded");
+    assert_eq!(rec["git_sha"], NEW_SHA);
+    assert!(rec["migration_task"].as_str().unwrap().contains(":task/"));
+    let services = rec["services"].as_array().unwrap();
+    assert_eq!(services.len(), SERVICES.len());
+    for s in services {
+        assert!(
+            s["deployment_arn"]
+                .as_str()
+                .unwrap()
+                .contains("service-deployment/"),
+            "{s}"
+        );
+        assert_ne!(s["task_definition"], s["previous_task_definition"]);
+    }
+    assert!(w.lock_is_free().await, "lock released");
+    let summary = std::fs::read_to_string(&w.summary).unwrap();
+    assert!(
+        summary.contains("orchestrator") && summary.contains("succeeded"),
+        "{summary}"
+    );
+    let outputs = std::fs::read_to_string(&w.outputs).unwrap();
+    assert!(
+        outputs.contains("outcome=succeeded") && outputs.contains(&format!("git_sha={NEW_SHA}"))
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("POST_TEST_TRAFFIC_SHIFT")
+            && err.contains("ContinueServiceDeployment CONTINUE"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(TOKEN) && !summary.contains(TOKEN),
+        "the API token never appears"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_failure_at_test_traffic_rolls_back() {
+    let w = World::new(Options::default()).await;
+    // The test listener serves the wrong version: the gate must notice it is not the new sha.
+    let wrong = spawn_target(OLD_SHA, None).await;
+    let out = w.run(RELEASE, &wrong.url, &wrong.url).await;
+    assert_eq!(code(&out), 10, "{}", stderr(&out));
+    w.assert_all_on(OLD_SHA).await;
+    let h = w.history().await;
+    let rec = last_release(&h);
+    assert_eq!(rec["outcome"], "rolled_back_smoke");
+    let reason = rec["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("/git_sha") && reason.contains(OLD_SHA),
+        "{reason}"
+    );
+    assert!(w.lock_is_free().await);
+    assert!(stderr(&out).contains("ContinueServiceDeployment ROLLBACK"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_failure_during_bake_rolls_back() {
+    let w = World::new(Options::default()).await;
+    let new = spawn_target(NEW_SHA, None).await;
+    let sick = spawn_target(NEW_SHA, Some("unhealthy")).await;
+    let out = w.run(RELEASE, &new.url, &sick.url).await;
+    assert_eq!(code(&out), 10, "{}", stderr(&out));
+    w.assert_all_on(OLD_SHA).await;
+    let h = w.history().await;
+    let rec = last_release(&h);
+    assert_eq!(rec["outcome"], "rolled_back_smoke");
+    assert!(
+        rec["reason"].as_str().unwrap().contains("bake"),
+        "{}",
+        rec["reason"]
+    );
+    assert!(stderr(&out).contains("StopServiceDeployment ROLLBACK"));
+    assert!(w.lock_is_free().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_trip_is_an_ecs_rollback() {
+    let w = World::new(Options::default()).await;
+    fault(
+        &w,
+        serde_json::json!({"kind": "circuit_breaker", "service": "agent-scaffold"}),
+    )
+    .await;
+    let new = spawn_target(NEW_SHA, None).await;
+    let out = w.run(RELEASE, &new.url, &new.url).await;
+    assert_eq!(code(&out), 11, "{}", stderr(&out));
+    w.assert_all_on(OLD_SHA).await;
+    let h = w.history().await;
+    let rec = last_release(&h);
+    assert_eq!(rec["outcome"], "rolled_back_ecs");
+    assert!(
+        rec["reason"].as_str().unwrap().contains("circuit breaker"),
+        "{}",
+        rec["reason"]
+    );
+    assert!(w.lock_is_free().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarm_during_bake_is_an_ecs_rollback_and_reverts_moved_services() {
+    let w = World::new(Options::default()).await;
+    fault(
+        &w,
+        serde_json::json!({"kind": "alarm", "service": "orchestrator", "alarm": "platform-5xx"}),
+    )
+    .await;
+    let new = spawn_target(NEW_SHA, None).await;
+    let out = w.run(RELEASE, &new.url, &new.url).await;
+    assert_eq!(code(&out), 11, "{}", stderr(&out));
+    // The agents had already moved to the new revision: they are put back too.
+    w.assert_all_on(OLD_SHA).await;
+    let h = w.history().await;
+    let rec = last_release(&h);
+    assert_eq!(rec["outcome"], "rolled_back_ecs");
+    assert!(
+        rec["reason"].as_str().unwrap().contains("platform-5xx"),
+        "{}",
+        rec["reason"]
+    );
+    assert!(w.lock_is_free().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_migration_changes_no_service() {
+    let w = World::new(Options::default()).await;
+    fault(
+        &w,
+        serde_json::json!({"kind": "fail_task", "family": "platform-migrate", "exit_code": 3}),
+    )
+    .await;
+    let new = spawn_target(NEW_SHA, None).await;
+    let out = w.run(RELEASE, &new.url, &new.url).await;
+    assert_eq!(code(&out), 14, "{}", stderr(&out));
+    w.assert_all_on(OLD_SHA).await;
+    for s in SERVICES {
+        let deps = deployer::ecs_deploy::list_deployments(&w.ecs, &w.cluster, s.name, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            deps.len(),
+            1,
+            "{}: only the creation deployment, no update",
+            s.name
+        );
+    }
+    let h = w.history().await;
+    let rec = last_release(&h);
+    assert_eq!(rec["outcome"], "migration_failed");
+    assert!(
+        rec["reason"].as_str().unwrap().contains("migrate=3"),
+        "{}",
+        rec["reason"]
+    );
+    assert!(w.lock_is_free().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_image_fails_preflight_without_changes() {
+    let w = World::new(Options::default()).await;
+    let new = spawn_target(NEW_SHA, None).await;
+    let missing = "2222222222222222222222222222222222222ccc";
+    let out = w
+        .run(&["release", "--git-sha", missing], &new.url, &new.url)
+        .await;
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("not in ECR") && err.contains(missing), "{err}");
+    w.assert_all_on(OLD_SHA).await;
+    assert!(w.lock_is_free().await);
+    assert!(
+        w.history().await.is_empty(),
+        "nothing started, nothing recorded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_5xx_bursts_are_retried() {
+    let w = World::new(Options::default()).await;
+    // Three failed answers in a row (2 throttled, 1 HTTP 503): within the SDK's 4 attempts.
+    fault(&w, serde_json::json!({"kind": "throttle", "count": 2})).await;
+    fault(&w, serde_json::json!({"kind": "server_error", "count": 1})).await;
+    let new = spawn_target(NEW_SHA, None).await;
+    let out = w.run(RELEASE, &new.url, &new.url).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    w.assert_all_on(NEW_SHA).await;
+    let state: serde_json::Value = reqwest::get(format!(
+        "{}/_plugin/state?account={}",
+        w.aws.endpoint, w.aws.account_id
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(state["faults"].as_array().unwrap().is_empty(), "every injected failure was hit");
+    assert!(w.lock_is_free().await);
+}

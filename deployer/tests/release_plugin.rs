@@ -1,0 +1,264 @@
+//! The moto lifecycle plugin, driven through the same SDK the deployer uses: a BLUE_GREEN update
+//! pauses at POST_TEST_TRAFFIC_SHIFT, continues to SUCCESSFUL, a ROLLBACK puts the previous task
+//! definition back, and a one-off task stops with the injected exit code.
+
+use std::time::Duration;
+
+use aws_sdk_ecs::types::{
+    ContainerDefinition, DeploymentConfiguration, DeploymentLifecycleHook,
+    DeploymentLifecycleHookAction, DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
+    DeploymentLifecycleHookTimeoutConfiguration, DeploymentStrategy, LaunchType,
+};
+use deployer::ecs_deploy::{self, DeploymentView};
+use test_support::eventually;
+
+async fn control(aws: &test_support::TestAws, path: &str, body: serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path}", aws.endpoint))
+        .json(&body)
+        .send()
+        .await
+        .expect("plugin control endpoint");
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+}
+
+async fn register(ecs: &aws_sdk_ecs::Client, family: &str, image: &str) -> String {
+    ecs.register_task_definition()
+        .family(family)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image(image)
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .task_definition()
+        .unwrap()
+        .task_definition_arn()
+        .unwrap()
+        .to_owned()
+}
+
+async fn wait_view(
+    ecs: &aws_sdk_ecs::Client,
+    arn: &str,
+    what: &str,
+    pred: impl Fn(&DeploymentView) -> bool,
+) -> DeploymentView {
+    eventually(what, Duration::from_secs(20), || async {
+        let v = ecs_deploy::describe(ecs, arn).await?;
+        Ok(pred(&v).then_some(v))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn blue_green_pauses_continues_and_rolls_back() {
+    let aws = test_support::aws().await.unwrap();
+    control(
+        &aws,
+        "/_plugin/config",
+        serde_json::json!({"account": aws.account_id, "stage_seconds": 0.05, "minute_seconds": 0.5}),
+    )
+    .await;
+    let ecs = aws_sdk_ecs::Client::new(&aws.config);
+    ecs.create_cluster().cluster_name("c").send().await.unwrap();
+    let v1 = register(&ecs, "orc", "img:1").await;
+    let v2 = register(&ecs, "orc", "img:2").await;
+    let v3 = register(&ecs, "orc", "img:3").await;
+    let config = DeploymentConfiguration::builder()
+        .strategy(DeploymentStrategy::BlueGreen)
+        .bake_time_in_minutes(1)
+        .lifecycle_hooks(
+            DeploymentLifecycleHook::builder()
+                .target_type(DeploymentLifecycleHookTargetType::Pause)
+                .lifecycle_stages(DeploymentLifecycleHookStage::PostTestTrafficShift)
+                .timeout_configuration(
+                    DeploymentLifecycleHookTimeoutConfiguration::builder()
+                        .timeout_in_minutes(60)
+                        .action(DeploymentLifecycleHookAction::Rollback)
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    ecs.create_service()
+        .cluster("c")
+        .service_name("orc")
+        .task_definition(&v1)
+        .desired_count(2)
+        .deployment_configuration(config)
+        .send()
+        .await
+        .unwrap();
+
+    // Happy path: pause, CONTINUE, SUCCESSFUL, the service runs v2.
+    ecs.update_service()
+        .cluster("c")
+        .service("orc")
+        .task_definition(&v2)
+        .send()
+        .await
+        .unwrap();
+    let arn = ecs_deploy::wait_for_new_deployment(&ecs, "c", "orc", &[], Duration::from_secs(5))
+        .await
+        .unwrap();
+    let paused = wait_view(&ecs, &arn, "hook awaiting action", |v| {
+        v.awaiting_hook.is_some()
+    })
+    .await;
+    assert_eq!(paused.status, "IN_PROGRESS");
+    assert_eq!(paused.stage.as_deref(), Some("POST_TEST_TRAFFIC_SHIFT"));
+    let hook = paused.awaiting_hook.unwrap();
+    assert!(hook.hook_id.starts_with("ecs-pause-"));
+    assert_eq!(hook.timeout_action, "ROLLBACK");
+    ecs_deploy::continue_hook(
+        &ecs,
+        &arn,
+        &hook.hook_id,
+        DeploymentLifecycleHookAction::Continue,
+    )
+    .await
+    .unwrap();
+    // A second CONTINUE on the same hook is refused, as in AWS.
+    assert!(
+        ecs_deploy::continue_hook(
+            &ecs,
+            &arn,
+            &hook.hook_id,
+            DeploymentLifecycleHookAction::Continue
+        )
+        .await
+        .is_err()
+    );
+    let done = wait_view(&ecs, &arn, "SUCCESSFUL", |v| v.is_terminal()).await;
+    assert_eq!(done.status, "SUCCESSFUL");
+    let svc = ecs
+        .describe_services()
+        .cluster("c")
+        .services("orc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svc.services()[0].task_definition(), Some(v2.as_str()));
+
+    // ROLLBACK at the hook: the service goes back to v2.
+    ecs.update_service()
+        .cluster("c")
+        .service("orc")
+        .task_definition(&v3)
+        .send()
+        .await
+        .unwrap();
+    let arn3 = ecs_deploy::wait_for_new_deployment(
+        &ecs,
+        "c",
+        "orc",
+        &[arn.clone()],
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let paused = wait_view(&ecs, &arn3, "hook awaiting action", |v| {
+        v.awaiting_hook.is_some()
+    })
+    .await;
+    let how = ecs_deploy::roll_back_in_flight(&ecs, &paused)
+        .await
+        .unwrap();
+    assert_eq!(how, "ContinueServiceDeployment ROLLBACK");
+    let rolled = wait_view(&ecs, &arn3, "rolled back", |v| v.is_terminal()).await;
+    assert_eq!(rolled.status, "ROLLBACK_SUCCESSFUL");
+    assert!(rolled.rollback_reason.is_some());
+    assert_eq!(
+        rolled.ecs_failure(),
+        None,
+        "a rollback we asked for is not an ECS failure"
+    );
+    let svc = ecs
+        .describe_services()
+        .cluster("c")
+        .services("orc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svc.services()[0].task_definition(), Some(v2.as_str()));
+    let listed = ecs_deploy::list_deployments(&ecs, "c", "orc", false)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3, "create + two updates: {listed:?}");
+    assert_eq!(listed[0].0, arn3, "newest first");
+
+    // Circuit breaker injected: ECS rolls back by itself and says why.
+    control(
+        &aws,
+        "/_plugin/faults",
+        serde_json::json!({"account": aws.account_id, "kind": "circuit_breaker", "service": "orc"}),
+    )
+    .await;
+    ecs.update_service()
+        .cluster("c")
+        .service("orc")
+        .task_definition(&v3)
+        .send()
+        .await
+        .unwrap();
+    let arn4 =
+        ecs_deploy::wait_for_new_deployment(&ecs, "c", "orc", &[arn, arn3], Duration::from_secs(5))
+            .await
+            .unwrap();
+    let failed = wait_view(&ecs, &arn4, "circuit breaker rollback", |v| v.is_terminal()).await;
+    assert_eq!(failed.status, "ROLLBACK_SUCCESSFUL");
+    assert!(failed.ecs_failure().unwrap().contains("circuit breaker"));
+}
+
+#[tokio::test]
+async fn one_off_task_reports_the_injected_exit_code() {
+    let aws = test_support::aws().await.unwrap();
+    control(
+        &aws,
+        "/_plugin/config",
+        serde_json::json!({"account": aws.account_id, "run_task_seconds": 0.1}),
+    )
+    .await;
+    control(
+        &aws,
+        "/_plugin/faults",
+        serde_json::json!({"account": aws.account_id, "kind": "fail_task", "family": "migrate", "exit_code": 3}),
+    )
+    .await;
+    let ecs = aws_sdk_ecs::Client::new(&aws.config);
+    ecs.create_cluster().cluster_name("c").send().await.unwrap();
+    let td = register(&ecs, "migrate", "img:1").await;
+    let mut codes = vec![];
+    for _ in 0..2 {
+        let task = ecs
+            .run_task()
+            .cluster("c")
+            .task_definition(&td)
+            .launch_type(LaunchType::Fargate)
+            .send()
+            .await
+            .unwrap();
+        let task_arn = task.tasks()[0].task_arn().unwrap().to_owned();
+        assert_eq!(task.tasks()[0].last_status(), Some("RUNNING"));
+        let code = eventually("task stopped", Duration::from_secs(10), || async {
+            let d = ecs
+                .describe_tasks()
+                .cluster("c")
+                .tasks(&task_arn)
+                .send()
+                .await?;
+            let t = &d.tasks()[0];
+            Ok((t.last_status() == Some("STOPPED")).then(|| t.containers()[0].exit_code()))
+        })
+        .await
+        .unwrap();
+        codes.push(code);
+    }
+    assert_eq!(codes, vec![Some(3), Some(0)], "the fault fires once");
+}
