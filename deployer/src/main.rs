@@ -472,7 +472,6 @@ async fn render_all(
     let env = env_of(&cfg, &name);
     let renderer = render::Renderer::new(&cfg.templates_dir())?;
     let tf = vars::tf_outputs(&cfg, env)?;
-    let mut release = release_info(&cfg, args)?;
     if let Some(s) = only
         && s != "migration"
         && !env.services.iter().any(|x| x.name == s)
@@ -484,6 +483,7 @@ async fn render_all(
         )
         .with_hint(format!("services: {}", known.join(", "))));
     }
+    let mut release = release_info(&cfg, args)?;
     // Render needs AWS only to look the image up; diff always does.
     let sdk = if need_aws || release.image.is_none() {
         let sdk = sdk_for(env).await?;

@@ -1,0 +1,1240 @@
+//! The `deployer` CLI as a user runs it, against moto (each test its own AWS account), the local
+//! OCI registry and the Docker engine: config, render, diff, verify, build, push — success and
+//! failure paths, exit codes, no AWS write on bad input, no secret in any output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use test_support::TestAws;
+
+const SECRET: &str = "s3cr3t-token-value-do-not-print";
+const WEBHOOK: &str = "https://hooks.example.invalid/services/T000/B000/XXXXSECRET";
+
+/// A project directory of its own: deployer.toml, terraform outputs, optionally templates.
+struct Project {
+    dir: tempfile::TempDir,
+    repo: String,
+    cluster: String,
+}
+
+fn repo_templates() -> PathBuf {
+    test_support::repo_root().join("templates/task-definitions")
+}
+
+const TF_OUTPUTS: &str = r#"{
+  "task_execution_role_arn": {"sensitive": false, "type": "string", "value": "arn:aws:iam::123456789012:role/exec"},
+  "orchestrator_task_role_arn": {"sensitive": false, "type": "string", "value": "arn:aws:iam::123456789012:role/orchestrator"},
+  "agent_task_role_arn": {"sensitive": false, "type": "string", "value": "arn:aws:iam::123456789012:role/agent"},
+  "migrate_task_role_arn": {"sensitive": false, "type": "string", "value": "arn:aws:iam::123456789012:role/migrate"},
+  "log_group_name": {"sensitive": false, "type": "string", "value": "/ecs/test"},
+  "database_url_secret_arn": {"sensitive": false, "type": "string", "value": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"},
+  "redis_url_secret_arn": {"sensitive": false, "type": "string", "value": "arn:aws:secretsmanager:us-east-1:123456789012:secret:redis"},
+  "api_token_secret_arn": {"sensitive": false, "type": "string", "value": "arn:aws:secretsmanager:us-east-1:123456789012:secret:token"}
+}"#;
+
+impl Project {
+    /// `extra_env` is appended to [environments.test]; `services` are TOML service tables.
+    fn new(templates: &Path, extra_env: &str, services: &str) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let repo = test_support::unique("deployer-test-");
+        let cluster = test_support::unique("cluster-");
+        std::fs::write(dir.path().join("outputs.json"), TF_OUTPUTS)?;
+        let toml = format!(
+            r#"[project]
+name = "agentic"
+ecr_repository = "{repo}"
+templates = "{templates}"
+dockerfile = "Dockerfile.production"
+context = "."
+
+[project.vars]
+log_level = "info"
+redis_prefix = ""
+orchestrator_cpu = "1024"
+orchestrator_memory = "2048"
+agent_cpu = "512"
+agent_memory = "1024"
+e2e_agent_memory = "2048"
+migration_cpu = "512"
+migration_memory = "1024"
+
+[environments.test]
+region = "us-east-1"
+cluster = "{cluster}"
+tf_output = "outputs.json"
+api_token_env = "PLATFORM_API_TOKEN"
+notifications = {{ webhook_url_env = "SLACK_WEBHOOK_URL" }}
+{extra_env}
+[environments.test.secrets]
+database_url = '{{{{tf_output "database_url_secret_arn"}}}}'
+redis_url = '{{{{tf_output "redis_url_secret_arn"}}}}'
+api_token = '{{{{tf_output "api_token_secret_arn"}}}}'
+
+{services}
+"#,
+            templates = templates.display()
+        );
+        std::fs::write(dir.path().join("deployer.toml"), toml)?;
+        Ok(Self { dir, repo, cluster })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn edit(&self, from: &str, to: &str) -> Result<()> {
+        let p = self.path().join("deployer.toml");
+        let text = std::fs::read_to_string(&p)?;
+        assert!(text.contains(from), "deployer.toml has no `{from}`");
+        std::fs::write(p, text.replacen(from, to, 1))?;
+        Ok(())
+    }
+}
+
+const ORCHESTRATOR: &str = r#"[[environments.test.services]]
+name = "orchestrator"
+template = "orchestrator"
+strategy = "rolling"
+desired_count = 1
+"#;
+
+/// Runs the CLI in `dir` with the test account's environment and a secret-bearing environment.
+fn deployer(aws: Option<&TestAws>, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env("HOME", dir)
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.join("no-aws-credentials"),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("NO_COLOR", "1")
+        .env("PLATFORM_API_TOKEN", SECRET)
+        .env("SLACK_WEBHOOK_URL", WEBHOOK)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_REGION")
+        .env_remove("GITHUB_SHA")
+        .env_remove("CI");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DEPLOYER_")) {
+        cmd.env_remove(k);
+    }
+    if let Some(aws) = aws {
+        for (k, v) in aws.env() {
+            cmd.env(k, v);
+        }
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("deployer runs");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all.contains(SECRET),
+        "the API token leaked into the output of {args:?}:\n{all}"
+    );
+    assert!(
+        !all.contains(WEBHOOK),
+        "the webhook URL leaked into the output of {args:?}:\n{all}"
+    );
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn sha() -> String {
+    test_support::unique("")
+        .chars()
+        .chain("0000".chars())
+        .take(12)
+        .collect()
+}
+
+/// Nothing was written to the account: no task definitions, no services, no images.
+async fn assert_no_aws_writes(aws: &TestAws, repo: &str) -> Result<()> {
+    let ecs = aws_sdk_ecs::Client::new(&aws.config);
+    let tds = ecs.list_task_definitions().send().await?;
+    assert!(
+        tds.task_definition_arns().is_empty(),
+        "task definitions were registered: {:?}",
+        tds.task_definition_arns()
+    );
+    let ecr = aws_sdk_ecr::Client::new(&aws.config);
+    let repos = ecr.describe_repositories().send().await?;
+    for r in repos.repositories() {
+        let name = r.repository_name().unwrap_or_default();
+        let images = ecr.list_images().repository_name(name).send().await?;
+        assert!(
+            images.image_ids().is_empty(),
+            "images were pushed to {name}"
+        );
+        assert_eq!(name, repo, "a repository was created: {name}");
+    }
+    Ok(())
+}
+
+async fn create_repo(aws: &TestAws, name: &str) -> Result<String> {
+    let out = aws_sdk_ecr::Client::new(&aws.config)
+        .create_repository()
+        .repository_name(name)
+        .send()
+        .await?;
+    Ok(out
+        .repository()
+        .and_then(|r| r.repository_uri())
+        .unwrap_or_default()
+        .to_string())
+}
+
+// ------------------------------------------------------------------ help, completions, config
+
+#[test]
+fn help_of_every_command_shows_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["--help"],
+        vec!["config", "show", "--help"],
+        vec!["render", "--help"],
+        vec!["diff", "--help"],
+        vec!["verify", "--help"],
+        vec!["build", "--help"],
+        vec!["push", "--help"],
+        vec!["completions", "--help"],
+    ] {
+        let o = deployer(None, dir.path(), &args, &[]);
+        assert_eq!(code(&o), 0, "{args:?}");
+        assert!(
+            stdout(&o).contains("Examples:"),
+            "{args:?} help has no examples:\n{}",
+            stdout(&o)
+        );
+    }
+    let o = deployer(None, dir.path(), &["completions", "bash"], &[]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("_deployer"), "bash completion script");
+    let o = deployer(None, dir.path(), &["render", "--no-such-flag"], &[]);
+    assert_eq!(code(&o), 2, "usage errors exit 2");
+}
+
+#[test]
+fn config_show_layers_file_env_and_flags_and_redacts_secrets() -> Result<()> {
+    let p = Project::new(&repo_templates(), "", ORCHESTRATOR)?;
+    let o = deployer(
+        None,
+        p.path(),
+        &[
+            "config",
+            "show",
+            "--env",
+            "test",
+            "--region",
+            "eu-central-1",
+            "-o",
+            "json",
+        ],
+        &[
+            ("DEPLOYER_ENVIRONMENTS__TEST__CLUSTER", "from-env"),
+            ("DEPLOYER_ENVIRONMENTS__TEST__REGION", "eu-west-3"),
+            (
+                "DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__DESIRED_COUNT",
+                "4",
+            ),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let s = &v["settings"];
+    assert_eq!(s["cluster"], "from-env", "env var over file");
+    assert_eq!(s["region"], "eu-central-1", "flag over env var");
+    assert_eq!(s["services"][0]["desired_count"], 4);
+    assert_eq!(s["api_token"], "[redacted]");
+    assert_eq!(s["notifications"]["webhook_url"], "[redacted]");
+    assert_eq!(
+        s["secrets"]["api_token"], "arn:aws:secretsmanager:us-east-1:123456789012:secret:token",
+        "tf_output resolved"
+    );
+
+    let o = deployer(None, p.path(), &["config", "show", "--env", "test"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("api_token = \"[redacted]\""),
+        "{}",
+        stdout(&o)
+    );
+    Ok(())
+}
+
+// ------------------------------------------------------------------ bad input: clear error, exit code, no AWS write
+
+#[tokio::test]
+async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<()> {
+    let aws = test_support::aws().await?;
+    let p = Project::new(&repo_templates(), "", ORCHESTRATOR)?;
+    create_repo(&aws, &p.repo).await?;
+    let render = ["render", "--env", "test", "--git-sha", "abc1234"];
+
+    // Unknown key: file, line, column and the closest key.
+    p.edit("cluster = ", "clustr = ")?;
+    let text = std::fs::read_to_string(p.path().join("deployer.toml"))?;
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("clustr"))
+        .context("edited line")?
+        + 1;
+    let o = deployer(Some(&aws), p.path(), &render, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("deployer.toml:{line}:1: unknown field `clustr`")),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `cluster`?"), "{e}");
+    p.edit("clustr = ", "cluster = ")?;
+
+    // Wrong type.
+    p.edit("desired_count = 1", "desired_count = \"one\"")?;
+    let o = deployer(Some(&aws), p.path(), &render, &[]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains("invalid type: string \"one\", expected u32"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("write the number without quotes"),
+        "{}",
+        stderr(&o)
+    );
+    p.edit("desired_count = \"one\"", "desired_count = 1")?;
+
+    // Wrong type through an environment variable names the variable.
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &render,
+        &[(
+            "DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__DESIRED_COUNT",
+            "many",
+        )],
+    );
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains("DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__DESIRED_COUNT"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Unknown environment.
+    let o = deployer(Some(&aws), p.path(), &["render", "--env", "tset"], &[]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains("unknown environment `tset`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("did you mean `test`?"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Unknown service.
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &["render", "--env", "test", "--service", "nope"],
+        &[],
+    );
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains("service `nope` is not in environment `test`"),
+        "{}",
+        stderr(&o)
+    );
+
+    assert_no_aws_writes(&aws, &p.repo).await
+}
+
+/// A template directory of the test's own (repo partials + one template).
+fn templates_with(name: &str, body: &str) -> Result<tempfile::TempDir> {
+    let d = tempfile::tempdir()?;
+    std::fs::create_dir_all(d.path().join("partials"))?;
+    for e in std::fs::read_dir(repo_templates().join("partials"))? {
+        let e = e?;
+        std::fs::copy(e.path(), d.path().join("partials").join(e.file_name()))?;
+    }
+    std::fs::write(d.path().join(format!("{name}.json.hbs")), body)?;
+    Ok(d)
+}
+
+const FARGATE_OK: &str = r#"{
+  "family": "t-{{service}}",
+  "networkMode": "awsvpc",
+  "requiresCompatibilities": ["FARGATE"],
+  "cpu": "256",
+  "memory": "512",
+  "containerDefinitions": [{
+    "name": "app",
+    "image": "{{image}}",
+    "environment": [{"name": "TOKEN_NAME", "value": "{{must_env "APP_TEST_REQUIRED"}}"}],
+    "logConfiguration": {{> logging stream="app"}}
+  }]
+}"#;
+
+#[tokio::test]
+async fn template_errors_name_template_line_and_cause_without_touching_aws() -> Result<()> {
+    let aws = test_support::aws().await?;
+    let svc = ORCHESTRATOR.replace("template = \"orchestrator\"", "template = \"app\"");
+    let render = ["render", "--env", "test", "--git-sha", "abc1234"];
+
+    // Missing environment variable (must_env) names the variable and the template line.
+    let t = templates_with("app", FARGATE_OK)?;
+    let p = Project::new(t.path(), "", &svc)?;
+    create_repo(&aws, &p.repo).await?;
+    let o = deployer(Some(&aws), p.path(), &render, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot render template `app` at line 10"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("environment variable `APP_TEST_REQUIRED` is required"),
+        "{}",
+        stderr(&o)
+    );
+    // …and with it set, the same template renders.
+    let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    // Syntax error.
+    std::fs::write(
+        t.path().join("app.json.hbs"),
+        "{\n  \"family\": \"{{#if service}}x\"\n}\n",
+    )?;
+    let o = deployer(Some(&aws), p.path(), &render, &[]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains("syntax error in template `app`"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Strict mode: an undefined variable.
+    std::fs::write(
+        t.path().join("app.json.hbs"),
+        FARGATE_OK.replace("{{service}}", "{{servce}}"),
+    )?;
+    let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains("template `app` at line 2"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("variable `servce` is not defined"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Invalid task definition: Fargate without cpu.
+    std::fs::write(
+        t.path().join("app.json.hbs"),
+        FARGATE_OK.replace("\"cpu\": \"256\",", ""),
+    )?;
+    let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains("renders an invalid task definition"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("cpu: Fargate tasks need a task-level cpu"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A field RegisterTaskDefinition does not have.
+    std::fs::write(
+        t.path().join("app.json.hbs"),
+        FARGATE_OK.replace("\"image\":", "\"imageUri\": \"x\", \"image\":"),
+    )?;
+    let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains("containerDefinitions[0].imageUri: unknown field `imageUri`"),
+        "{}",
+        stderr(&o)
+    );
+
+    assert_no_aws_writes(&aws, &p.repo).await
+}
+
+#[tokio::test]
+async fn no_credentials_unreachable_endpoint_and_missing_repository_are_aws_errors() -> Result<()> {
+    let aws = test_support::aws().await?;
+    let p = Project::new(&repo_templates(), "", ORCHESTRATOR)?;
+    let args = ["render", "--env", "test", "--git-sha", "abc1234"];
+
+    // No credentials anywhere.
+    let o = deployer(None, p.path(), &args, &[("AWS_REGION", "us-east-1")]);
+    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no AWS credentials found"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("hint: pass --profile"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Unreachable endpoint (a closed port).
+    let closed = format!("http://127.0.0.1:{}", test_support::free_port());
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &[
+            "verify",
+            "--env",
+            "test",
+            "--git-sha",
+            "abc1234",
+            "--endpoint-url",
+            &closed,
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot reach AWS"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--endpoint-url"), "{}", stderr(&o));
+
+    // Missing ECR repository: render (looks the image up) and push.
+    let o = deployer(Some(&aws), p.path(), &args, &[]);
+    assert_eq!(code(&o), 5);
+    assert!(
+        stderr(&o).contains(&format!("ECR repository `{}` does not exist", p.repo)),
+        "{}",
+        stderr(&o)
+    );
+
+    assert_no_aws_writes(&aws, &p.repo).await
+}
+
+// ------------------------------------------------------------------ render + diff against real DescribeTaskDefinition output
+
+#[tokio::test]
+async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exactly_a_changed_field()
+-> Result<()> {
+    let aws = test_support::aws().await?;
+    let p = Project::new(&repo_templates(), "", ORCHESTRATOR)?;
+    let uri = create_repo(&aws, &p.repo).await?;
+    let image = format!("{uri}@sha256:{}", "a".repeat(64));
+    let ecs = aws_sdk_ecs::Client::new(&aws.config);
+    ecs.create_cluster().cluster_name(&p.cluster).send().await?;
+
+    // Render exactly what would be registered, and register it as the release would.
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &[
+            "render",
+            "--env",
+            "test",
+            "--service",
+            "orchestrator",
+            "--image",
+            &image,
+            "--git-sha",
+            "abc1234",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rendered: Value = serde_json::from_str(&stdout(&o))?;
+    assert_eq!(rendered["family"], "agentic-test-orchestrator");
+    assert_eq!(rendered["containerDefinitions"][0]["image"], image.as_str());
+    let td = deployer::taskdef::from_json(&rendered).map_err(anyhow::Error::msg)?;
+    let registered = td
+        .to_register_request(&ecs, &[("git-sha".into(), "abc1234".into())])?
+        .send()
+        .await?;
+    let arn = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .context("arn")?
+        .to_string();
+    ecs.create_service()
+        .cluster(&p.cluster)
+        .service_name("orchestrator")
+        .task_definition(&arn)
+        .desired_count(1)
+        .send()
+        .await?;
+
+    let diff = [
+        "diff",
+        "--env",
+        "test",
+        "--image",
+        &image,
+        "--git-sha",
+        "abc1234",
+    ];
+    let o = deployer(Some(&aws), p.path(), &diff, &[]);
+    assert_eq!(
+        code(&o),
+        0,
+        "no changes expected:\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains("orchestrator: no changes"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains("@@"), "{}", stdout(&o));
+
+    // One field changes: the diff shows exactly that line and says a deployment is needed.
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &diff,
+        &[("DEPLOYER_PROJECT__VARS__LOG_LEVEL", "debug")],
+    );
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    let changed: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .map(|l| format!("{}{}", &l[..1], l[1..].trim()))
+        .collect();
+    assert_eq!(
+        changed,
+        vec!["-\"value\": \"info\"", "+\"value\": \"debug\""],
+        "{text}"
+    );
+    assert!(
+        text.contains("a new revision and a new deployment are needed"),
+        "{text}"
+    );
+
+    let mut json_args = diff.to_vec();
+    json_args.extend(["-o", "json"]);
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &json_args,
+        &[("DEPLOYER_PROJECT__VARS__LOG_LEVEL", "debug")],
+    );
+    assert_eq!(code(&o), 1);
+    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let s = &v["services"][0];
+    assert_eq!(s["needs_deployment"], true);
+    assert_eq!(
+        s["changed_fields"],
+        serde_json::json!(["containerDefinitions[orchestrator].environment[RUST_LOG].value"])
+    );
+
+    // A service setting only (desired count): a change, but no new deployment.
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &json_args,
+        &[(
+            "DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__DESIRED_COUNT",
+            "3",
+        )],
+    );
+    assert_eq!(code(&o), 1);
+    let v: Value = serde_json::from_str(&stdout(&o))?;
+    assert_eq!(v["services"][0]["needs_deployment"], false);
+    assert_eq!(
+        v["services"][0]["service_changes"],
+        serde_json::json!(["desiredCount 1 → 3"])
+    );
+
+    // Nothing was registered by diff: still the one revision.
+    let tds = ecs.list_task_definitions().send().await?;
+    assert_eq!(tds.task_definition_arns().len(), 1);
+    Ok(())
+}
+
+// ------------------------------------------------------------------ verify
+
+/// moto's EC2 through its Query API (the SDK's EC2 crate is not worth compiling for two calls):
+/// moto takes the account from the credential scope and does not check signatures.
+async fn moto_ec2(aws: &TestAws, params: &[(&str, &str)], tag: &str) -> Result<String> {
+    let mut form: Vec<(&str, &str)> = vec![("Version", "2016-11-15")];
+    form.extend_from_slice(params);
+    let body = reqwest::Client::new()
+        .post(&aws.endpoint)
+        .header(
+            "Authorization",
+            format!("AWS4-HMAC-SHA256 Credential={}/20261125/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0", aws.account_id),
+        )
+        .form(&form)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let open = format!("<{tag}>");
+    let start = body
+        .find(&open)
+        .with_context(|| format!("no {tag} in {body}"))?
+        + open.len();
+    let end = body[start..].find('<').context("closing tag")? + start;
+    Ok(body[start..end].to_string())
+}
+
+struct Lb {
+    tg: String,
+    alt_tg: String,
+    prod_rule: String,
+    test_rule: String,
+}
+
+async fn load_balancer(aws: &TestAws) -> Result<Lb> {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, ProtocolEnum, RuleCondition, TargetTypeEnum,
+    };
+    let vpc = moto_ec2(
+        aws,
+        &[("Action", "CreateVpc"), ("CidrBlock", "10.1.0.0/16")],
+        "vpcId",
+    )
+    .await?;
+    let mut subnets = Vec::new();
+    for (cidr, az) in [("10.1.1.0/24", "us-east-1a"), ("10.1.2.0/24", "us-east-1b")] {
+        subnets.push(
+            moto_ec2(
+                aws,
+                &[
+                    ("Action", "CreateSubnet"),
+                    ("VpcId", &vpc),
+                    ("CidrBlock", cidr),
+                    ("AvailabilityZone", az),
+                ],
+                "subnetId",
+            )
+            .await?,
+        );
+    }
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&aws.config);
+    let lb = elb
+        .create_load_balancer()
+        .name(test_support::unique("lb-"))
+        .set_subnets(Some(subnets))
+        .send()
+        .await?;
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .context("lb arn")?
+        .to_string();
+    let mut tgs = Vec::new();
+    for n in ["blue", "green"] {
+        let tg = elb
+            .create_target_group()
+            .name(test_support::unique(&format!("{n}-")))
+            .protocol(ProtocolEnum::Http)
+            .port(3000)
+            .vpc_id(&vpc)
+            .target_type(TargetTypeEnum::Ip)
+            .send()
+            .await?;
+        tgs.push(
+            tg.target_groups()[0]
+                .target_group_arn()
+                .context("tg arn")?
+                .to_string(),
+        );
+    }
+    let forward = |tg: &str| {
+        Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn(tg)
+            .build()
+    };
+    let mut rules = Vec::new();
+    for port in [80, 8080] {
+        let l = elb
+            .create_listener()
+            .load_balancer_arn(&lb_arn)
+            .protocol(ProtocolEnum::Http)
+            .port(port)
+            .default_actions(forward(&tgs[0]))
+            .send()
+            .await?;
+        let listener = l.listeners()[0]
+            .listener_arn()
+            .context("listener arn")?
+            .to_string();
+        let r = elb
+            .create_rule()
+            .listener_arn(listener)
+            .priority(10)
+            .conditions(
+                RuleCondition::builder()
+                    .field("path-pattern")
+                    .values("/*")
+                    .build(),
+            )
+            .actions(forward(&tgs[0]))
+            .send()
+            .await?;
+        rules.push(r.rules()[0].rule_arn().context("rule arn")?.to_string());
+    }
+    Ok(Lb {
+        tg: tgs[0].clone(),
+        alt_tg: tgs[1].clone(),
+        prod_rule: rules[0].clone(),
+        test_rule: rules[1].clone(),
+    })
+}
+
+#[tokio::test]
+async fn verify_passes_on_a_matching_environment_and_names_each_failure() -> Result<()> {
+    use aws_sdk_ecs::types::{
+        AdvancedConfiguration, DeploymentConfiguration, DeploymentStrategy, LoadBalancer,
+    };
+    let aws = test_support::aws().await?;
+    let lb = load_balancer(&aws).await?;
+    let role = "arn:aws:iam::123456789012:role/ecs-infrastructure";
+    let svc = format!(
+        r#"[[environments.test.services]]
+name = "orchestrator"
+template = "orchestrator"
+strategy = "blue_green"
+desired_count = 1
+hooks = [{{ stage = "POST_TEST_TRAFFIC_SHIFT" }}]
+load_balancer = {{ container_name = "orchestrator", container_port = 3000, target_group_arn = "{}", alternate_target_group_arn = "{}", production_listener_rule = "{}", test_listener_rule = "{}", role_arn = "{role}" }}
+"#,
+        lb.tg, lb.alt_tg, lb.prod_rule, lb.test_rule
+    );
+    let p = Project::new(
+        &repo_templates(),
+        "migration = { template = \"migration\", container = \"migrate\" }\n",
+        &svc,
+    )?;
+    let git_sha = sha();
+    create_repo(&aws, &p.repo).await?;
+    let ecs = aws_sdk_ecs::Client::new(&aws.config);
+    ecs.create_cluster().cluster_name(&p.cluster).send().await?;
+    let td = ecs
+        .register_task_definition()
+        .family("agentic-test-orchestrator")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("orchestrator")
+                .image("x")
+                .memory(512)
+                .build(),
+        )
+        .send()
+        .await?;
+    let td_arn = td
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .context("td")?
+        .to_string();
+    let lb_cfg = LoadBalancer::builder()
+        .target_group_arn(&lb.tg)
+        .container_name("orchestrator")
+        .container_port(3000)
+        .advanced_configuration(
+            AdvancedConfiguration::builder()
+                .alternate_target_group_arn(&lb.alt_tg)
+                .production_listener_rule(&lb.prod_rule)
+                .test_listener_rule(&lb.test_rule)
+                .role_arn(role)
+                .build(),
+        )
+        .build();
+    ecs.create_service()
+        .cluster(&p.cluster)
+        .service_name("orchestrator")
+        .task_definition(&td_arn)
+        .desired_count(1)
+        .load_balancers(lb_cfg)
+        .send()
+        .await?;
+    let verify = [
+        "verify",
+        "--env",
+        "test",
+        "--git-sha",
+        git_sha.as_str(),
+        "-o",
+        "json",
+    ];
+
+    // Before: the service is ROLLING (moto's create_service drops deploymentConfiguration) and the
+    // image is not in ECR: two named failures, exit 4.
+    let o = deployer(Some(&aws), p.path(), &verify, &[]);
+    assert_eq!(code(&o), 4, "{}{}", stdout(&o), stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let failed: Vec<(String, String)> = v["checks"]
+        .as_array()
+        .context("checks")?
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["detail"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["image", "service orchestrator strategy"],
+        "{failed:#?}"
+    );
+    assert!(failed[0].1.contains("is not in ECR"), "{failed:?}");
+    assert!(
+        failed[1]
+            .1
+            .contains("service uses ROLLING, deployer.toml says BLUE_GREEN"),
+        "{failed:?}"
+    );
+
+    // Fix both: push an image manifest to ECR and switch the service to BLUE_GREEN.
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": format!("sha256:{}", "c".repeat(64))},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": format!("sha256:{}", "d".repeat(64))}]
+    });
+    aws_sdk_ecr::Client::new(&aws.config)
+        .put_image()
+        .repository_name(&p.repo)
+        .image_manifest(manifest.to_string())
+        .image_tag(&git_sha)
+        .send()
+        .await?;
+    ecs.update_service()
+        .cluster(&p.cluster)
+        .service("orchestrator")
+        .deployment_configuration(
+            DeploymentConfiguration::builder()
+                .strategy(DeploymentStrategy::BlueGreen)
+                .bake_time_in_minutes(1)
+                .build(),
+        )
+        .send()
+        .await?;
+    let o = deployer(Some(&aws), p.path(), &verify, &[]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let checks: Vec<(String, String)> = v["checks"]
+        .as_array()
+        .context("checks")?
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        "config",
+        "image",
+        "template orchestrator",
+        "template migration",
+        "cluster",
+        "service orchestrator",
+        "service orchestrator strategy",
+        "service orchestrator load balancer",
+        "service orchestrator target groups",
+        "service orchestrator listener rules",
+    ] {
+        assert!(
+            checks.iter().any(|(n, s)| n == want && s == "pass"),
+            "`{want}` did not pass: {checks:#?}"
+        );
+    }
+    // With or without the lifecycle plugin, the idle check runs (pass, or warn when the endpoint
+    // lacks ListServiceDeployments) and never fails on an idle service.
+    assert!(
+        checks
+            .iter()
+            .any(|(n, s)| n == "service orchestrator idle" && s != "fail"),
+        "{checks:#?}"
+    );
+
+    // Text output: a line per check with its verdict.
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &["verify", "--env", "test", "--git-sha", &git_sha],
+        &[],
+    );
+    assert_eq!(code(&o), 0);
+    assert!(
+        stdout(&o).contains("PASS  service orchestrator load balancer"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("preflight for test passed"),
+        "{}",
+        stdout(&o)
+    );
+
+    // A load balancer drifting from the config fails with the field named; a missing service too.
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &verify,
+        &[
+            (
+                "DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__LOAD_BALANCER__TEST_LISTENER_RULE",
+                &lb.prod_rule,
+            ),
+            ("DEPLOYER_ENVIRONMENTS__TEST__CLUSTER", "no-such-cluster"),
+        ],
+    );
+    assert_eq!(code(&o), 4);
+    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let cluster = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cluster")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(cluster["status"], "fail");
+    assert!(
+        cluster["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no-such-cluster"),
+        "{cluster}"
+    );
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &verify,
+        &[(
+            "DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__LOAD_BALANCER__TEST_LISTENER_RULE",
+            &lb.prod_rule,
+        )],
+    );
+    assert_eq!(code(&o), 4);
+    assert!(
+        stdout(&o).contains("advancedConfiguration.testListenerRule is"),
+        "{}",
+        stdout(&o)
+    );
+    Ok(())
+}
+
+// ------------------------------------------------------------------ build + push (Docker engine, local registry)
+
+fn tiny_context(p: &Project, dockerfile: &str) -> Result<()> {
+    std::fs::write(p.path().join("Dockerfile.production"), dockerfile)?;
+    std::fs::write(p.path().join("marker.txt"), test_support::unique("m"))?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn build_tags_the_image_with_labels_and_push_is_idempotent() -> Result<()> {
+    let aws = test_support::aws().await?;
+    let registry = test_support::registry().await?;
+    let p = Project::new(
+        &repo_templates(),
+        &format!("registry = \"{registry}\"\n"),
+        ORCHESTRATOR,
+    )?;
+    tiny_context(
+        &p,
+        "FROM scratch\nARG GIT_SHA\nARG VERSION\nCOPY marker.txt /marker.txt\n",
+    )?;
+    let git_sha = sha();
+
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &["build", "--git-sha", &git_sha, "-o", "json"],
+        &[("VERSION", "1.2.3")],
+    );
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let built: Value = serde_json::from_str(&stdout(&o))?;
+    let tag = format!("{}:{git_sha}", p.repo);
+    assert_eq!(built["image"], tag.as_str());
+    let docker = bollard::Docker::connect_with_local_defaults()?
+        .negotiate_version()
+        .await?;
+    let inspect = docker.inspect_image(&tag).await?;
+    assert_eq!(inspect.id.as_deref(), built["id"].as_str());
+    let labels = inspect.config.and_then(|c| c.labels).unwrap_or_default();
+    assert_eq!(
+        labels.get("org.opencontainers.image.revision"),
+        Some(&git_sha)
+    );
+    assert_eq!(
+        labels
+            .get("org.opencontainers.image.version")
+            .map(String::as_str),
+        Some("1.2.3")
+    );
+    assert_eq!(inspect.architecture.as_deref(), Some("amd64"));
+
+    // Push to a repository that does not exist: an AWS error, nothing pushed.
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &["push", "--env", "test", "--git-sha", &git_sha],
+        &[],
+    );
+    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    assert_no_aws_writes(&aws, &p.repo).await?;
+
+    // Push: layers to the local registry, manifest recorded in ECR, digest reported.
+    create_repo(&aws, &p.repo).await?;
+    let push = [
+        "push",
+        "--env",
+        "test",
+        "--git-sha",
+        git_sha.as_str(),
+        "-o",
+        "json",
+    ];
+    let o = deployer(Some(&aws), p.path(), &push, &[]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let pushed: Value = serde_json::from_str(&stdout(&o))?;
+    assert_eq!(pushed["skipped"], false);
+    let digest = pushed["digest"].as_str().context("digest")?.to_string();
+    assert!(digest.starts_with("sha256:"), "{pushed}");
+    assert!(
+        pushed["image_with_digest"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(&format!("/{}@{digest}", p.repo))
+    );
+    let resp = reqwest::Client::new()
+        .head(format!(
+            "http://{registry}/v2/{}/manifests/{git_sha}",
+            p.repo
+        ))
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send()
+        .await?;
+    assert!(
+        resp.status().is_success(),
+        "manifest in the local registry: {}",
+        resp.status()
+    );
+    assert_eq!(
+        resp.headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok()),
+        Some(digest.as_str())
+    );
+    let ecr = aws_sdk_ecr::Client::new(&aws.config);
+    let images = ecr.list_images().repository_name(&p.repo).send().await?;
+    let ids: Vec<(Option<&str>, Option<&str>)> = images
+        .image_ids()
+        .iter()
+        .map(|i| (i.image_tag(), i.image_digest()))
+        .collect();
+    assert_eq!(ids, vec![(Some(git_sha.as_str()), Some(digest.as_str()))]);
+
+    // Again: same image already there, nothing pushed.
+    let o = deployer(Some(&aws), p.path(), &push, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let again: Value = serde_json::from_str(&stdout(&o))?;
+    assert_eq!(again["skipped"], true);
+    assert_eq!(again["digest"], digest.as_str());
+
+    // verify now finds the image, and render uses it by digest.
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &[
+            "render",
+            "--env",
+            "test",
+            "--service",
+            "orchestrator",
+            "--git-sha",
+            &git_sha,
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let td: Value = serde_json::from_str(&stdout(&o))?;
+    assert!(
+        td["containerDefinitions"][0]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(&format!("@{digest}")),
+        "{td}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failing_build_and_a_missing_local_image_are_image_errors() -> Result<()> {
+    let aws = test_support::aws().await?;
+    let p = Project::new(&repo_templates(), "", ORCHESTRATOR)?;
+    tiny_context(&p, "FROM scratch\nCOPY does-not-exist.txt /x\n")?;
+    let git_sha = sha();
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &["build", "--git-sha", &git_sha],
+        &[("CI", "true")],
+    );
+    assert_eq!(code(&o), 6, "{}", stderr(&o));
+    assert!(stderr(&o).contains("docker build of"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does-not-exist.txt"), "{}", stderr(&o));
+
+    create_repo(&aws, &p.repo).await?;
+    let o = deployer(
+        Some(&aws),
+        p.path(),
+        &["push", "--env", "test", "--git-sha", &git_sha],
+        &[],
+    );
+    assert_eq!(code(&o), 6, "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("deployer build"), "{}", stderr(&o));
+    assert_no_aws_writes(&aws, &p.repo).await
+}
