@@ -438,8 +438,8 @@ pub enum ConfigError {
     #[error("{}{}: {message}", path.display(), at(*line, *column))]
     Parse {
         path: PathBuf,
-        line: Option<usize>,
-        column: Option<usize>,
+        line: Option<u32>,
+        column: Option<u32>,
         message: String,
         /// The offending source line.
         snippet: Option<String>,
@@ -486,7 +486,7 @@ impl ConfigError {
     }
 }
 
-fn at(line: Option<usize>, column: Option<usize>) -> String {
+fn at(line: Option<u32>, column: Option<u32>) -> String {
     match (line, column) {
         (Some(l), Some(c)) => format!(":{l}:{c}"),
         (Some(l), None) => format!(":{l}"),
@@ -675,7 +675,8 @@ fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
             let line = before.matches('\n').count() + 1;
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             let snippet = text.lines().nth(line - 1).map(|l| l.to_string());
-            (Some(line), Some(column), snippet)
+            let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+            (Some(n(line)), Some(n(column)), snippet)
         }
         None => (None, None, None),
     };

@@ -437,12 +437,12 @@ fn fargate_memory_ok(cpu: u32, mem: u32) -> bool {
     let gb = |n: u32| n * 1024;
     match cpu {
         256 => [512, 1024, 2048].contains(&mem),
-        512 => (gb(1)..=gb(4)).contains(&mem) && mem % 1024 == 0,
-        1024 => (gb(2)..=gb(8)).contains(&mem) && mem % 1024 == 0,
-        2048 => (gb(4)..=gb(16)).contains(&mem) && mem % 1024 == 0,
-        4096 => (gb(8)..=gb(30)).contains(&mem) && mem % 1024 == 0,
-        8192 => (gb(16)..=gb(60)).contains(&mem) && mem % gb(4) == 0,
-        16384 => (gb(32)..=gb(120)).contains(&mem) && mem % gb(8) == 0,
+        512 => (gb(1)..=gb(4)).contains(&mem) && mem.is_multiple_of(1024),
+        1024 => (gb(2)..=gb(8)).contains(&mem) && mem.is_multiple_of(1024),
+        2048 => (gb(4)..=gb(16)).contains(&mem) && mem.is_multiple_of(1024),
+        4096 => (gb(8)..=gb(30)).contains(&mem) && mem.is_multiple_of(1024),
+        8192 => (gb(16)..=gb(60)).contains(&mem) && mem.is_multiple_of(gb(4)),
+        16384 => (gb(32)..=gb(120)).contains(&mem) && mem.is_multiple_of(gb(8)),
         _ => false,
     }
 }
