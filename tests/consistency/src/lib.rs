@@ -29,6 +29,8 @@ pub struct TfService {
     pub strategy: String,
     pub pause_stages: Vec<String>,
     pub family: String,
+    pub cpu: u64,
+    pub memory: u64,
 }
 
 /// What one Terraform environment root declares.
@@ -109,6 +111,15 @@ fn literal_string(obj: &BTreeMap<String, &Expression>, key: &str, at: &str) -> R
     obj.get(key)
         .and_then(|e| string(e))
         .ok_or_else(|| anyhow!("{at}: `{key}` must be a literal string"))
+}
+
+fn number(obj: &BTreeMap<String, &Expression>, key: &str, at: &str) -> Result<u64> {
+    match obj.get(key) {
+        Some(Expression::Number(n)) => n
+            .as_u64()
+            .ok_or_else(|| anyhow!("{at}: `{key}` must be a whole number")),
+        _ => bail!("{at}: `{key}` must be a literal number"),
+    }
 }
 
 /// Substitutes `${name}` references of a Terraform template string (only the given names).
@@ -223,6 +234,8 @@ pub fn terraform_environment(root: &Path, env: &str) -> Result<TfEnvironment> {
                 &family_rule,
                 &[("var.name", &cluster_name), ("each.key", &name)],
             )?,
+            cpu: number(&spec, "cpu", &s_at)?,
+            memory: number(&spec, "memory", &s_at)?,
         };
         services.insert(name, service);
     }
@@ -1010,6 +1023,173 @@ pub fn check_table_keys(root: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// Placeholder `terraform output -json` for an environment: every declared output, its value
+/// naming the output (`tf:<name>`), so a rendered field shows which output it came from.
+pub fn placeholder_outputs(tf: &TfEnvironment) -> Json {
+    let mut m = serde_json::Map::new();
+    for name in &tf.outputs {
+        let tag = Json::String(format!("tf:{name}"));
+        let value = if name.ends_with("_ids") {
+            Json::Array(vec![tag])
+        } else if name.ends_with("_names") || name.ends_with("_families") {
+            serde_json::json!({ "tf": tag })
+        } else {
+            tag
+        };
+        m.insert(
+            name.clone(),
+            serde_json::json!({ "value": value, "type": "string", "sensitive": false }),
+        );
+    }
+    Json::Object(m)
+}
+
+/// Renders every service's (and the migration's) task definition with the deployer's own config
+/// loader, variables and renderer, against placeholder Terraform outputs, and compares what
+/// would be registered with Terraform: family, container name, port, roles, log group, size.
+pub fn check_rendered(root: &Path) -> Result<Vec<String>> {
+    use deployer::{config, render::Renderer, vars};
+    let mut p = Vec::new();
+    let tmp = tempfile::tempdir()?;
+    let cfg_text =
+        std::fs::read_to_string(root.join("deployer.toml")).context("reading deployer.toml")?;
+    std::fs::write(tmp.path().join("deployer.toml"), &cfg_text)?;
+    let raw = load_config(root)?;
+    let templates = raw
+        .pointer("/project/templates")
+        .and_then(Json::as_str)
+        .unwrap_or("templates");
+    copy_tree(&root.join(templates), &tmp.path().join(templates))?;
+    let envs = terraform_environments(root)?;
+    let mut tfs = BTreeMap::new();
+    for env in &envs {
+        let tf = terraform_environment(root, env)?;
+        if let Some(file) = raw
+            .pointer(&format!("/environments/{env}/tf_output"))
+            .and_then(Json::as_str)
+        {
+            let path = tmp.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap_or(tmp.path()))?;
+            std::fs::write(&path, serde_json::to_string(&placeholder_outputs(&tf))?)?;
+        }
+        tfs.insert(env.clone(), tf);
+    }
+    let cfg = config::load_with_env(&tmp.path().join("deployer.toml"), &[])
+        .map_err(|e| anyhow!("deployer.toml does not load with Terraform's outputs: {e}"))?;
+    let renderer = Renderer::new(&cfg.templates_dir()).map_err(|e| anyhow!("{e}"))?;
+    let release = vars::Release {
+        git_sha: "0123456789abcdef0123456789abcdef01234567".into(),
+        version: "0.0.0".into(),
+        image: Some("registry.invalid/agentic-platform@sha256:0".into()),
+    };
+    for (env_name, tf) in &tfs {
+        let env = match cfg.environment(env_name) {
+            Ok(e) => e,
+            Err(e) => {
+                p.push(format!("[environments.{env_name}]: {e}"));
+                continue;
+            }
+        };
+        let outputs = vars::tf_outputs(&cfg, env).map_err(|e| anyhow!("{e:?}"))?;
+        let mut jobs: Vec<(String, String, Option<&deployer::config::Service>)> = env
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), s.template.clone(), Some(s)))
+            .collect();
+        if let Some(m) = &env.migration {
+            jobs.push(("migration".into(), m.template.clone(), None));
+        }
+        for (name, template, svc) in jobs {
+            let at = format!("{env_name}: `{template}` rendered for {name}");
+            let v = vars::for_service(&cfg, env_name, env, svc, &release, outputs.as_ref());
+            let td = match renderer.render(&template, &v) {
+                Ok(td) => td,
+                Err(e) => {
+                    p.push(format!("{at} fails: {e}"));
+                    continue;
+                }
+            };
+            let get = |ptr: &str| {
+                td.pointer(ptr)
+                    .and_then(Json::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let (family, container, port, cpu, memory, role) = match tf.services.get(&name) {
+                Some(t) => (
+                    t.family.clone(),
+                    t.container_name.clone(),
+                    t.container_port,
+                    Some(t.cpu),
+                    Some(t.memory),
+                    if t.load_balanced {
+                        "orchestrator_task_role_arn"
+                    } else {
+                        "agent_task_role_arn"
+                    },
+                ),
+                None if svc.is_none() => (
+                    tf.migration_family.clone(),
+                    tf.migration_container.clone(),
+                    None,
+                    None,
+                    None,
+                    "migrate_task_role_arn",
+                ),
+                None => continue, // reported by check_deployer_config
+            };
+            let mut expect = |what: &str, got: String, want: String| {
+                if got != want {
+                    p.push(format!("{at}: {what} is `{got}`, Terraform's is `{want}`"));
+                }
+            };
+            expect("family", get("/family"), family);
+            expect(
+                "container name",
+                get("/containerDefinitions/0/name"),
+                container,
+            );
+            expect(
+                "container port",
+                td.pointer("/containerDefinitions/0/portMappings/0/containerPort")
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "none".into()),
+                port.map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
+            );
+            expect(
+                "executionRoleArn",
+                get("/executionRoleArn"),
+                "tf:task_execution_role_arn".into(),
+            );
+            expect("taskRoleArn", get("/taskRoleArn"), format!("tf:{role}"));
+            expect(
+                "awslogs-group",
+                get("/containerDefinitions/0/logConfiguration/options/awslogs-group"),
+                "tf:log_group_name".into(),
+            );
+            if let (Some(c), Some(m)) = (cpu, memory) {
+                expect("cpu", get("/cpu"), c.to_string());
+                expect("memory", get("/memory"), m.to_string());
+            }
+        }
+    }
+    Ok(p)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// All checks on a repository tree; empty = consistent. Without a `deployer.toml` the templates

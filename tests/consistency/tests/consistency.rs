@@ -429,3 +429,42 @@ fn renaming_in_the_real_deployer_toml_only_is_caught() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn rendered_task_definitions_match_terraform_and_a_one_sided_size_change_is_caught() {
+    let root = repo_root();
+    assert_eq!(
+        consistency_tests::check_rendered(&root).unwrap(),
+        Vec::<String>::new()
+    );
+
+    let tmp = copy_of_repo();
+    edit(
+        tmp.path(),
+        "deployer.toml",
+        "orchestrator_memory = \"2048\"",
+        "orchestrator_memory = \"4096\"",
+    );
+    edit(
+        tmp.path(),
+        "terraform/environments/production/main.tf",
+        "container_name = \"agent-scaffold\"",
+        "container_name = \"scaffold\"",
+    );
+    let problems = consistency_tests::check_rendered(tmp.path()).unwrap();
+    println!("{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("staging: `orchestrator`")
+                && p.contains("memory is `4096`, Terraform's is `2048`")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("production: `agent-scaffold`")
+                && p.contains("container name is `agent-scaffold`, Terraform's is `scaffold`")),
+        "{problems:#?}"
+    );
+}
