@@ -93,7 +93,10 @@ impl DeploymentView {
     /// Why ECS itself failed or rolled back the deployment, if it did.
     pub fn ecs_failure(&self) -> Option<String> {
         if self.circuit_breaker_triggered {
-            return Some(format!("ECS circuit breaker tripped: {}", self.best_reason()));
+            return Some(format!(
+                "ECS circuit breaker tripped: {}",
+                self.best_reason()
+            ));
         }
         if !self.triggered_alarms.is_empty() {
             return Some(format!(
@@ -138,7 +141,10 @@ pub async fn list_deployments(
     service: &str,
     in_flight_only: bool,
 ) -> Result<Vec<(String, String, Option<aws_sdk_ecs::primitives::DateTime>)>> {
-    let mut req = ecs.list_service_deployments().cluster(cluster).service(service);
+    let mut req = ecs
+        .list_service_deployments()
+        .cluster(cluster)
+        .service(service);
     if in_flight_only {
         req = req.set_status(Some(IN_FLIGHT.to_vec()));
     }
@@ -154,7 +160,9 @@ pub async fn list_deployments(
         for d in page.service_deployments() {
             out.push((
                 d.service_deployment_arn().unwrap_or_default().to_owned(),
-                d.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                d.status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
                 d.created_at().cloned(),
             ));
         }

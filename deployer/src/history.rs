@@ -79,7 +79,10 @@ mod tests {
             outcome: outcome.into(),
             services: vec![ServiceRecord {
                 service: "orchestrator".into(),
-                task_definition: format!("arn:aws:ecs:us-east-1:1:task-definition/orc:{}", &id[1..]),
+                task_definition: format!(
+                    "arn:aws:ecs:us-east-1:1:task-definition/orc:{}",
+                    &id[1..]
+                ),
                 ..Default::default()
             }],
             ..Default::default()
@@ -94,10 +97,16 @@ mod tests {
             rec("r1", "aaaaaaaaaa", "succeeded"),
         ];
         assert_eq!(previous_success(&recs, None).unwrap().release_id, "r2");
-        assert_eq!(previous_success(&recs, Some("r2")).unwrap().release_id, "r1");
+        assert_eq!(
+            previous_success(&recs, Some("r2")).unwrap().release_id,
+            "r1"
+        );
         assert_eq!(find_target(&recs, "aaaaaaa").unwrap().release_id, "r1");
         assert_eq!(find_target(&recs, "orc:2").unwrap().release_id, "r2");
-        assert!(find_target(&recs, "cccccccccc").is_none(), "failed releases are not targets");
+        assert!(
+            find_target(&recs, "cccccccccc").is_none(),
+            "failed releases are not targets"
+        );
         assert!(render_text("staging", &recs).contains("rolled_back_smoke"));
     }
 }

@@ -67,7 +67,9 @@ async fn td_status(ctx: &Ctx, td: &str) -> Result<(String, String)> {
         .ok_or_else(|| anyhow!("task definition {td} not found"))?;
     Ok((
         t.task_definition_arn().unwrap_or(td).to_owned(),
-        t.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        t.status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
     ))
 }
 
@@ -111,7 +113,8 @@ async fn follow_rollbacks(ctx: &Ctx, arns: &[(String, String)], timeout: Duratio
                 Err(e) => ctx.report.line(&format!("[{svc}] {e:#}")),
             }
             if Instant::now() >= deadline {
-                ctx.report.line(&format!("[{svc}] rollback still running at the deadline"));
+                ctx.report
+                    .line(&format!("[{svc}] rollback still running at the deadline"));
                 all_ok = false;
                 break;
             }
@@ -145,7 +148,10 @@ async fn close_record(ctx: &Ctx, rec: &ReleaseRecord, outcome: &str, reason: &st
     r.reason = reason.into();
     r.finished_at = audit::now_rfc3339();
     if let Err(e) = ctx.audit().put(&r).await {
-        ctx.report.line(&format!("warning: could not update audit record {}: {e:#}", r.release_id));
+        ctx.report.line(&format!(
+            "warning: could not update audit record {}: {e:#}",
+            r.release_id
+        ));
     }
 }
 
@@ -162,7 +168,9 @@ pub async fn rollback(ctx: &Ctx, to: Option<&str>, wait_lock: Option<Duration>) 
     let records = match ctx.audit().list(&ctx.env_name, 50).await {
         Ok(r) => r,
         Err(e) => {
-            ctx.report.line(&format!("warning: audit table unreadable ({e:#}); using task-definition history"));
+            ctx.report.line(&format!(
+                "warning: audit table unreadable ({e:#}); using task-definition history"
+            ));
             vec![]
         }
     };
@@ -203,14 +211,18 @@ pub async fn rollback(ctx: &Ctx, to: Option<&str>, wait_lock: Option<Duration>) 
         let audit = ctx.audit();
         let _ = audit.ensure_table().await;
         if let Err(e) = audit.put(&rec).await {
-            ctx.report.line(&format!("warning: audit record not written: {e:#}"));
+            ctx.report
+                .line(&format!("warning: audit record not written: {e:#}"));
         }
         flow::finish(ctx, &rec, outcome).await;
         return outcome;
     }
 
     // Nothing in flight: deploy an earlier release through the gated flow.
-    let newest_success = records.iter().find(|r| r.succeeded()).map(|r| r.release_id.clone());
+    let newest_success = records
+        .iter()
+        .find(|r| r.succeeded())
+        .map(|r| r.release_id.clone());
     let target = match to {
         Some(t) => history::find_target(&records, t),
         None => history::previous_success(&records, newest_success.as_deref()),
@@ -242,14 +254,22 @@ pub async fn rollback(ctx: &Ctx, to: Option<&str>, wait_lock: Option<Duration>) 
                     Ok((_, status)) if status == "ACTIVE" => {}
                     _ => {
                         // Deregistered (or gone): re-register from that release's image.
-                        let vars = match flow::template_vars(ctx, Some(svc), &image, &git_sha, &t.release_id) {
+                        let vars = match flow::template_vars(
+                            ctx,
+                            Some(svc),
+                            &image,
+                            &git_sha,
+                            &t.release_id,
+                        ) {
                             Ok(v) => v,
                             Err(e) => {
                                 ctx.report.error(&format!("{e:#}"));
                                 return Outcome::ConfigError;
                             }
                         };
-                        match flow::register(ctx, &svc.template, &vars, &git_sha, &t.release_id).await {
+                        match flow::register(ctx, &svc.template, &vars, &git_sha, &t.release_id)
+                            .await
+                        {
                             Ok(td) => {
                                 ctx.report.line(&format!(
                                     "[{}] {} is deregistered; re-registered it as {}",
@@ -289,7 +309,8 @@ pub async fn rollback(ctx: &Ctx, to: Option<&str>, wait_lock: Option<Duration>) 
                 ));
                 return Outcome::ConfigError;
             }
-            ctx.report.line("no usable audit record; falling back to task-definition history");
+            ctx.report
+                .line("no usable audit record; falling back to task-definition history");
             source = "task-definition history".into();
             let mut sha = String::new();
             for svc in &ctx.env.services {
@@ -303,7 +324,10 @@ pub async fn rollback(ctx: &Ctx, to: Option<&str>, wait_lock: Option<Duration>) 
                 let target_td = match previous_revision(ctx, &current, to).await {
                     Ok(Some(t)) => t,
                     Ok(None) => {
-                        ctx.report.line(&format!("[{}] no earlier ACTIVE revision; left as is", svc.name));
+                        ctx.report.line(&format!(
+                            "[{}] no earlier ACTIVE revision; left as is",
+                            svc.name
+                        ));
                         continue;
                     }
                     Err(e) => {
@@ -400,7 +424,10 @@ async fn previous_revision(ctx: &Ctx, current: &str, to: Option<&str>) -> Result
 
 /// `deployer release --resume`.
 pub async fn resume(ctx: &Ctx, wait_lock: Option<Duration>) -> Outcome {
-    ctx.report.stage(&format!("Resume: looking for an unfinished release of {}", ctx.env_name));
+    ctx.report.stage(&format!(
+        "Resume: looking for an unfinished release of {}",
+        ctx.env_name
+    ));
     let records = match ctx.audit().list(&ctx.env_name, 20).await {
         Ok(r) => r,
         Err(e) => {
@@ -411,7 +438,8 @@ pub async fn resume(ctx: &Ctx, wait_lock: Option<Duration>) -> Outcome {
     let Some(open) = records.iter().find(|r| r.outcome == "in_progress").cloned() else {
         let flights = in_flight(ctx).await.unwrap_or_default();
         if flights.is_empty() {
-            ctx.report.line("nothing to resume: no release in progress and no deployment in flight");
+            ctx.report
+                .line("nothing to resume: no release in progress and no deployment in flight");
             return Outcome::Succeeded;
         }
         ctx.report.error(&format!(
@@ -456,7 +484,9 @@ async fn resume_body(ctx: &Ctx, rec: &mut ReleaseRecord) -> (Outcome, String) {
             let started = chrono::DateTime::parse_from_rfc3339(&rec.started_at)
                 .map(|t| t.timestamp())
                 .unwrap_or(i64::MAX);
-            if let Ok(list) = ecs_deploy::list_deployments(&ctx.ecs, &ctx.env.cluster, &svc.name, false).await {
+            if let Ok(list) =
+                ecs_deploy::list_deployments(&ctx.ecs, &ctx.env.cluster, &svc.name, false).await
+            {
                 arn = list
                     .into_iter()
                     .find(|(_, _, created)| created.as_ref().is_some_and(|c| c.secs() >= started))
@@ -475,7 +505,9 @@ async fn resume_body(ctx: &Ctx, rec: &mut ReleaseRecord) -> (Outcome, String) {
             Some(a) => match ecs_deploy::describe(&ctx.ecs, a).await {
                 Ok(v) if v.status == "SUCCESSFUL" => done_ok.push(plan),
                 Ok(v) if v.is_terminal() => {
-                    let why = v.ecs_failure().unwrap_or_else(|| format!("ended {}: {}", v.status, v.best_reason()));
+                    let why = v
+                        .ecs_failure()
+                        .unwrap_or_else(|| format!("ended {}: {}", v.status, v.best_reason()));
                     ctx.report.line(&format!("[{}] {why}", svc.name));
                     if let Some(r) = rec.services.iter_mut().find(|r| r.service == svc.name) {
                         r.status = v.status.clone();
@@ -496,11 +528,26 @@ async fn resume_body(ctx: &Ctx, rec: &mut ReleaseRecord) -> (Outcome, String) {
                 let _ = ecs_deploy::roll_back_in_flight(&ctx.ecs, &v).await;
             }
         }
+        // Production goes back to the previous revision everywhere.
+        if !done_ok.is_empty() {
+            ctx.report.stage("Revert services that had already moved");
+            flow::revert(ctx, &done_ok).await;
+            for p in &done_ok {
+                if let Some(s) = rec.services.iter_mut().find(|s| s.service == p.svc.name) {
+                    s.status = "REVERTED".into();
+                }
+            }
+        }
         return (o, reason);
     }
-    let _ = done_ok;
+    // Already finished before the first process died: nothing to do for them, but a later
+    // failure must revert them too.
     let vars = flow::vars_for(ctx, rec);
-    flow::deploy_all(ctx, &plans, &vars, rec).await
+    let (o, reason) = flow::deploy_all(ctx, &plans, &vars, rec).await;
+    if o != Outcome::Succeeded && !done_ok.is_empty() {
+        flow::revert(ctx, &done_ok).await;
+    }
+    (o, reason)
 }
 
 /// Used by `status`: close records whose process died and whose deployments all ended.

@@ -43,10 +43,23 @@ impl SmokeCheck {
             assertions: c
                 .assertions
                 .iter()
-                .map(|a| (a.pointer.clone(), a.equals.as_ref().map(crate::config::toml_to_json)))
+                .map(|a| {
+                    (
+                        a.pointer.clone(),
+                        a.equals.as_ref().map(crate::config::toml_to_json),
+                    )
+                })
                 .collect(),
-            headers: c.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            bearer: if c.auth { token.map(str::to_owned) } else { None },
+            headers: c
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            bearer: if c.auth {
+                token.map(str::to_owned)
+            } else {
+                None
+            },
             timeout: c.timeout,
             retries: c.retries,
             backoff: c.backoff,
@@ -223,8 +236,10 @@ pub async fn run_check(
     let mut secrets = Vec::new();
     let path = expand(&check.path, vars, &mut secrets)?;
     let url = format!("{}{}", base_url.trim_end_matches('/'), path);
-    let method = reqwest::Method::from_bytes(check.method.to_uppercase().as_bytes())
-        .map_err(|_| anyhow::anyhow!("smoke check '{}': bad method {}", check.name, check.method))?;
+    let method =
+        reqwest::Method::from_bytes(check.method.to_uppercase().as_bytes()).map_err(|_| {
+            anyhow::anyhow!("smoke check '{}': bad method {}", check.name, check.method)
+        })?;
     let mut headers = Vec::new();
     for (k, v) in &check.headers {
         let v = expand(v, vars, &mut secrets)?;
@@ -245,9 +260,7 @@ pub async fn run_check(
     let mut failure;
     loop {
         attempts += 1;
-        let mut req = client
-            .request(method.clone(), &url)
-            .timeout(check.timeout);
+        let mut req = client.request(method.clone(), &url).timeout(check.timeout);
         for (k, v) in &headers {
             req = req.header(k, v);
         }
@@ -333,7 +346,10 @@ pub fn default_checks() -> Vec<SmokeCheck> {
         expect_status: 200,
         assertions: vec![
             ("/status".to_owned(), Some(serde_json::json!("healthy"))),
-            ("/git_sha".to_owned(), Some(serde_json::json!("{{git_sha}}"))),
+            (
+                "/git_sha".to_owned(),
+                Some(serde_json::json!("{{git_sha}}")),
+            ),
         ],
         headers: vec![],
         bearer: None,
@@ -352,8 +368,13 @@ mod tests {
     fn templates_expand_and_reject_unknown_names() {
         let vars = Vars::new(&[("git_sha", "abc123")]);
         let mut secrets = vec![];
-        assert_eq!(expand("sha={{ git_sha }}", &vars, &mut secrets).unwrap(), "sha=abc123");
-        let err = expand("{{nope}}", &vars, &mut secrets).unwrap_err().to_string();
+        assert_eq!(
+            expand("sha={{ git_sha }}", &vars, &mut secrets).unwrap(),
+            "sha=abc123"
+        );
+        let err = expand("{{nope}}", &vars, &mut secrets)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown variable 'nope'"), "{err}");
         assert!(expand("{{git_sha", &vars, &mut secrets).is_err());
     }
@@ -363,13 +384,24 @@ mod tests {
         // SAFETY: tests in this module do not read this variable concurrently.
         unsafe { std::env::set_var("SMOKE_TEST_SECRET_XYZ", "s3cr3t-value") };
         let mut secrets = vec![];
-        let v = expand("Bearer {{secret:SMOKE_TEST_SECRET_XYZ}}", &Vars::default(), &mut secrets)
-            .unwrap();
+        let v = expand(
+            "Bearer {{secret:SMOKE_TEST_SECRET_XYZ}}",
+            &Vars::default(),
+            &mut secrets,
+        )
+        .unwrap();
         assert_eq!(v, "Bearer s3cr3t-value");
-        assert_eq!(redact("token s3cr3t-value here", &secrets), "token [REDACTED] here");
-        let err = expand("{{secret:SMOKE_TEST_UNSET_VAR}}", &Vars::default(), &mut secrets)
-            .unwrap_err()
-            .to_string();
+        assert_eq!(
+            redact("token s3cr3t-value here", &secrets),
+            "token [REDACTED] here"
+        );
+        let err = expand(
+            "{{secret:SMOKE_TEST_UNSET_VAR}}",
+            &Vars::default(),
+            &mut secrets,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("SMOKE_TEST_UNSET_VAR"));
     }
 
@@ -378,11 +410,34 @@ mod tests {
         let check = &default_checks()[0];
         let vars = Vars::new(&[("git_sha", "new")]);
         let mut s = vec![];
-        assert!(evaluate(check, 200, r#"{"status":"healthy","git_sha":"new"}"#, &vars, &mut s).is_ok());
-        let e = evaluate(check, 200, r#"{"status":"healthy","git_sha":"old"}"#, &vars, &mut s)
-            .unwrap_err();
+        assert!(
+            evaluate(
+                check,
+                200,
+                r#"{"status":"healthy","git_sha":"new"}"#,
+                &vars,
+                &mut s
+            )
+            .is_ok()
+        );
+        let e = evaluate(
+            check,
+            200,
+            r#"{"status":"healthy","git_sha":"old"}"#,
+            &vars,
+            &mut s,
+        )
+        .unwrap_err();
         assert!(e.contains("/git_sha") && e.contains("old"), "{e}");
-        assert!(evaluate(check, 503, "{}", &vars, &mut s).unwrap_err().contains("503"));
-        assert!(evaluate(check, 200, "<html>", &vars, &mut s).unwrap_err().contains("not JSON"));
+        assert!(
+            evaluate(check, 503, "{}", &vars, &mut s)
+                .unwrap_err()
+                .contains("503")
+        );
+        assert!(
+            evaluate(check, 200, "<html>", &vars, &mut s)
+                .unwrap_err()
+                .contains("not JSON")
+        );
     }
 }

@@ -117,7 +117,12 @@ pub fn render_text(s: &EnvStatus) -> String {
         }
     }
     for svc in &s.services {
-        let _ = writeln!(out, "service {:<20} {}", svc.service, history::short_td(&svc.task_definition));
+        let _ = writeln!(
+            out,
+            "service {:<20} {}",
+            svc.service,
+            history::short_td(&svc.task_definition)
+        );
         if let Some(d) = &svc.deployment {
             let _ = writeln!(
                 out,

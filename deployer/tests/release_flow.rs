@@ -217,6 +217,9 @@ async fn throttling_and_5xx_bursts_are_retried() {
     .json()
     .await
     .unwrap();
-    assert!(state["faults"].as_array().unwrap().is_empty(), "every injected failure was hit");
+    assert!(
+        state["faults"].as_array().unwrap().is_empty(),
+        "every injected failure was hit"
+    );
     assert!(w.lock_is_free().await);
 }

@@ -227,14 +227,20 @@ pub async fn history(
     match ctx.audit().list(env, cmd.limit).await {
         Ok(records) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&records).unwrap_or_default()
+                );
             } else {
                 print!("{}", crate::history::render_text(env, &records));
             }
             0
         }
         Err(e) => {
-            eprintln!("error: reading the audit table {}: {e:#}", ctx.env.audit_table);
+            eprintln!(
+                "error: reading the audit table {}: {e:#}",
+                ctx.env.audit_table
+            );
             code(Outcome::Failed)
         }
     }

@@ -89,7 +89,8 @@ impl Ctx {
             rec.clone()
         };
         if let Err(e) = self.audit().put(&rec).await {
-            self.report.line(&format!("warning: audit record not updated: {e:#}"));
+            self.report
+                .line(&format!("warning: audit record not updated: {e:#}"));
         }
     }
 
@@ -180,7 +181,14 @@ pub(crate) fn template_vars(
         version: crate::vars::version(&ctx.cfg.root, git_sha),
         image: (!image.is_empty()).then(|| image.to_owned()),
     };
-    let mut v = crate::vars::for_service(&ctx.cfg, &ctx.env_name, &ctx.env, svc, &release, tf.as_ref());
+    let mut v = crate::vars::for_service(
+        &ctx.cfg,
+        &ctx.env_name,
+        &ctx.env,
+        svc,
+        &release,
+        tf.as_ref(),
+    );
     if let Some(m) = v.as_object_mut() {
         m.insert("release_id".into(), Value::String(release_id.to_owned()));
     }
@@ -195,8 +203,8 @@ pub(crate) async fn register(
     git_sha: &str,
     release_id: &str,
 ) -> Result<String> {
-    let renderer = crate::render::Renderer::new(&ctx.cfg.templates_dir())
-        .map_err(|e| anyhow!("{e}"))?;
+    let renderer =
+        crate::render::Renderer::new(&ctx.cfg.templates_dir()).map_err(|e| anyhow!("{e}"))?;
     let td = renderer
         .render_typed(template, vars)
         .map_err(|e| anyhow!("{e}"))?;
@@ -222,7 +230,10 @@ pub(crate) async fn register(
 }
 
 /// The ECS deployment configuration the service's strategy and hooks call for.
-pub(crate) fn deployment_configuration(ctx: &Ctx, svc: &config::Service) -> DeploymentConfiguration {
+pub(crate) fn deployment_configuration(
+    ctx: &Ctx,
+    svc: &config::Service,
+) -> DeploymentConfiguration {
     let breaker = DeploymentCircuitBreaker::builder()
         .enable(true)
         .rollback(true)
@@ -398,7 +409,10 @@ fn aws_err<E: std::error::Error + 'static>(e: &E) -> String {
 
 /// Preflight for a release: cluster and services exist, nothing in flight. Returns the
 /// services' current task definitions.
-async fn preflight(ctx: &Ctx) -> Result<BTreeMap<String, String>, Vec<String>> {
+async fn preflight(
+    ctx: &Ctx,
+    check_in_flight: bool,
+) -> Result<BTreeMap<String, String>, Vec<String>> {
     let mut problems = Vec::new();
     let mut current = BTreeMap::new();
     match ctx
@@ -431,7 +445,7 @@ async fn preflight(ctx: &Ctx) -> Result<BTreeMap<String, String>, Vec<String>> {
                 match ecs_deploy::list_deployments(&ctx.ecs, &ctx.env.cluster, &svc.name, true)
                     .await
                 {
-                    Ok(in_flight) if !in_flight.is_empty() => problems.push(format!(
+                    Ok(in_flight) if check_in_flight && !in_flight.is_empty() => problems.push(format!(
                         "service {} has a deployment in progress ({}); wait for it, `deployer release --resume --env {}` or `deployer rollback --env {}`",
                         svc.name, in_flight[0].0, ctx.env_name, ctx.env_name
                     )),
@@ -470,7 +484,8 @@ async fn run_migration(
     let Some(m) = &ctx.env.migration else {
         return Ok(String::new());
     };
-    let vars = template_vars(ctx, None, image, git_sha, release_id).map_err(|e| format!("{e:#}"))?;
+    let vars =
+        template_vars(ctx, None, image, git_sha, release_id).map_err(|e| format!("{e:#}"))?;
     let td = register(ctx, &m.template, &vars, git_sha, release_id)
         .await
         .map_err(|e| format!("{e:#}"))?;
@@ -512,7 +527,10 @@ async fn run_migration(
                 .build(),
         );
     }
-    let out = req.send().await.map_err(|e| format!("RunTask (migration): {}", aws_err(&e)))?;
+    let out = req
+        .send()
+        .await
+        .map_err(|e| format!("RunTask (migration): {}", aws_err(&e)))?;
     if let Some(f) = out.failures().first() {
         return Err(format!(
             "RunTask (migration) failed: {} {}",
@@ -526,7 +544,8 @@ async fn run_migration(
         .and_then(|t| t.task_arn())
         .ok_or("RunTask (migration) started no task")?
         .to_owned();
-    ctx.report.line(&format!("migration task {task_arn} started"));
+    ctx.report
+        .line(&format!("migration task {task_arn} started"));
     let deadline = Instant::now() + ctx.env.timeouts.migration;
     let mut interval = Duration::from_millis(100);
     loop {
@@ -613,7 +632,9 @@ async fn agent_gate(ctx: &Ctx, kind: &str, git_sha: &str, timeout: Duration) -> 
                             && a["last_heartbeat"]
                                 .as_str()
                                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                                .is_some_and(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds() < 60)
+                                .is_some_and(|t| {
+                                    (now - t.with_timezone(&chrono::Utc)).num_seconds() < 60
+                                })
                     })
                 });
                 if ok {
@@ -622,19 +643,37 @@ async fn agent_gate(ctx: &Ctx, kind: &str, git_sha: &str, timeout: Duration) -> 
                 last = format!("no '{kind}' agent with git sha {git_sha} heart-beating yet");
             }
             Ok(r) => last = format!("GET {url} answered HTTP {}", r.status()),
-            Err(e) => last = format!("GET {url} failed: {}", if e.is_timeout() { "timeout".to_owned() } else { "connection error".to_owned() }),
+            Err(e) => {
+                last = format!(
+                    "GET {url} failed: {}",
+                    if e.is_timeout() {
+                        "timeout".to_owned()
+                    } else {
+                        "connection error".to_owned()
+                    }
+                )
+            }
         }
         if Instant::now() >= deadline {
-            return Err(format!("agent gate for '{kind}' failed after {timeout:?}: {last}"));
+            return Err(format!(
+                "agent gate for '{kind}' failed after {timeout:?}: {last}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
 /// Runs the gate for a paused hook: true = CONTINUE.
-async fn gate_for_hook(ctx: &Ctx, plan: &ServicePlan, stage: &str, vars: &Vars) -> Result<(), String> {
+async fn gate_for_hook(
+    ctx: &Ctx,
+    plan: &ServicePlan,
+    stage: &str,
+    vars: &Vars,
+) -> Result<(), String> {
     let (place, url) = match stage {
-        "POST_TEST_TRAFFIC_SHIFT" | "TEST_TRAFFIC_SHIFT" => (SmokeTarget::Test, ctx.env.urls.test.clone()),
+        "POST_TEST_TRAFFIC_SHIFT" | "TEST_TRAFFIC_SHIFT" => {
+            (SmokeTarget::Test, ctx.env.urls.test.clone())
+        }
         "POST_PRODUCTION_TRAFFIC_SHIFT" | "PRODUCTION_TRAFFIC_SHIFT" => {
             (SmokeTarget::Production, ctx.env.urls.production.clone())
         }
@@ -654,7 +693,11 @@ async fn gate_for_hook(ctx: &Ctx, plan: &ServicePlan, stage: &str, vars: &Vars) 
         return Err(format!(
             "smoke checks for {} at {stage} need urls.{} in environment {}",
             plan.svc.name,
-            if place == SmokeTarget::Test { "test" } else { "production" },
+            if place == SmokeTarget::Test {
+                "test"
+            } else {
+                "production"
+            },
             ctx.env_name
         ));
     };
@@ -664,7 +707,8 @@ async fn gate_for_hook(ctx: &Ctx, plan: &ServicePlan, stage: &str, vars: &Vars) 
         .map_err(|e| format!("{e:#}"))?;
     ctx.record_smoke(&label, &rep);
     for r in &rep.results {
-        ctx.report.line(&format!("[{}] {}", plan.svc.name, r.explain()));
+        ctx.report
+            .line(&format!("[{}] {}", plan.svc.name, r.explain()));
     }
     match rep.first_failure() {
         None => Ok(()),
@@ -674,7 +718,8 @@ async fn gate_for_hook(ctx: &Ctx, plan: &ServicePlan, stage: &str, vars: &Vars) 
 
 fn hook_appeared_at(hook: &ecs_deploy::AwaitingHook, timeout: Duration) -> Option<f64> {
     let expires = chrono::DateTime::parse_from_rfc3339(hook.expires_at.as_deref()?).ok()?;
-    let t = expires.timestamp_millis() as f64 / 1000.0 - super::minutes_ceil(timeout, 1) as f64 * 60.0;
+    let t =
+        expires.timestamp_millis() as f64 / 1000.0 - super::minutes_ceil(timeout, 1) as f64 * 60.0;
     Some(t)
 }
 
@@ -684,7 +729,12 @@ fn now_f64() -> f64 {
 
 /// Updates one service (unless re-attaching) and follows its deployment to a terminal state,
 /// acting on hooks and watching the bake time.
-pub(crate) async fn deploy_service(ctx: &Ctx, plan: &ServicePlan, vars: &Vars, gated: bool) -> ServiceResult {
+pub(crate) async fn deploy_service(
+    ctx: &Ctx,
+    plan: &ServicePlan,
+    vars: &Vars,
+    gated: bool,
+) -> ServiceResult {
     let name = plan.svc.name.clone();
     let fail = |outcome: Outcome, reason: String, arn: &str, status: &str| ServiceResult {
         name: name.clone(),
@@ -693,41 +743,49 @@ pub(crate) async fn deploy_service(ctx: &Ctx, plan: &ServicePlan, vars: &Vars, g
         deployment_arn: arn.to_owned(),
         status: status.to_owned(),
     };
-    let arn = match &plan.deployment_arn {
-        Some(a) => a.clone(),
-        None => {
-            let before: Vec<String> =
-                match ecs_deploy::list_deployments(&ctx.ecs, &ctx.env.cluster, &name, false).await {
-                    Ok(v) => v.into_iter().map(|(a, _, _)| a).collect(),
+    let arn =
+        match &plan.deployment_arn {
+            Some(a) => a.clone(),
+            None => {
+                let before: Vec<String> =
+                    match ecs_deploy::list_deployments(&ctx.ecs, &ctx.env.cluster, &name, false)
+                        .await
+                    {
+                        Ok(v) => v.into_iter().map(|(a, _, _)| a).collect(),
+                        Err(e) => return fail(Outcome::Failed, format!("{e:#}"), "", ""),
+                    };
+                let update = ctx
+                    .ecs
+                    .update_service()
+                    .cluster(&ctx.env.cluster)
+                    .service(&name)
+                    .task_definition(&plan.target_td)
+                    .desired_count(plan.svc.desired_count as i32)
+                    .deployment_configuration(deployment_configuration(ctx, &plan.svc))
+                    .send()
+                    .await;
+                if let Err(e) = update {
+                    return fail(
+                        Outcome::Failed,
+                        format!("UpdateService {name}: {}", aws_err(&e)),
+                        "",
+                        "",
+                    );
+                }
+                match ecs_deploy::wait_for_new_deployment(
+                    &ctx.ecs,
+                    &ctx.env.cluster,
+                    &name,
+                    &before,
+                    Duration::from_secs(30),
+                )
+                .await
+                {
+                    Ok(a) => a,
                     Err(e) => return fail(Outcome::Failed, format!("{e:#}"), "", ""),
-                };
-            let update = ctx
-                .ecs
-                .update_service()
-                .cluster(&ctx.env.cluster)
-                .service(&name)
-                .task_definition(&plan.target_td)
-                .desired_count(plan.svc.desired_count as i32)
-                .deployment_configuration(deployment_configuration(ctx, &plan.svc))
-                .send()
-                .await;
-            if let Err(e) = update {
-                return fail(Outcome::Failed, format!("UpdateService {name}: {}", aws_err(&e)), "", "");
+                }
             }
-            match ecs_deploy::wait_for_new_deployment(
-                &ctx.ecs,
-                &ctx.env.cluster,
-                &name,
-                &before,
-                Duration::from_secs(30),
-            )
-            .await
-            {
-                Ok(a) => a,
-                Err(e) => return fail(Outcome::Failed, format!("{e:#}"), "", ""),
-            }
-        }
-    };
+        };
     if plan.deployment_arn.is_none() && gated {
         ctx.note_deployment(&name, &arn).await;
     }
@@ -767,7 +825,11 @@ pub(crate) async fn deploy_service(ctx: &Ctx, plan: &ServicePlan, vars: &Vars, g
                 "[{name}] {} · {}{}",
                 view.status,
                 view.stage.as_deref().unwrap_or("-"),
-                if view.awaiting_hook.is_some() { " · hook AWAITING_ACTION" } else { "" }
+                if view.awaiting_hook.is_some() {
+                    " · hook AWAITING_ACTION"
+                } else {
+                    ""
+                }
             ));
         }
         ctx.stats.lock().expect("stats").polls += 1;
@@ -793,9 +855,15 @@ pub(crate) async fn deploy_service(ctx: &Ctx, plan: &ServicePlan, vars: &Vars, g
                 if gated
                     && plan.svc.strategy == Strategy::Rolling
                     && let Some(kind) = &plan.svc.agent_kind
-                    && let Err(reason) = agent_gate(ctx, kind, &plan.git_sha, Duration::from_secs(60)).await
+                    && let Err(reason) =
+                        agent_gate(ctx, kind, &plan.git_sha, Duration::from_secs(60)).await
                 {
-                    return fail(Outcome::RolledBackSmoke, reason, &arn, "SUCCESSFUL (gate failed)");
+                    return fail(
+                        Outcome::RolledBackSmoke,
+                        reason,
+                        &arn,
+                        "SUCCESSFUL (gate failed)",
+                    );
                 }
                 return ServiceResult {
                     name,
@@ -812,7 +880,11 @@ pub(crate) async fn deploy_service(ctx: &Ctx, plan: &ServicePlan, vars: &Vars, g
             let why = view
                 .ecs_failure()
                 .unwrap_or_else(|| format!("deployment ended {status}: {}", view.best_reason()));
-            let reason = if explain.is_empty() { why } else { format!("{why}\n{explain}") };
+            let reason = if explain.is_empty() {
+                why
+            } else {
+                format!("{why}\n{explain}")
+            };
             return fail(Outcome::RolledBackEcs, reason, &arn, &status);
         }
         if let Some(hook) = view.awaiting_hook.clone()
@@ -821,18 +893,30 @@ pub(crate) async fn deploy_service(ctx: &Ctx, plan: &ServicePlan, vars: &Vars, g
         {
             let seen = now_f64();
             let appeared = hook_appeared_at(&hook, hook_timeout);
-            ctx.report.line(&format!("[{name}] paused at {} (hook {}), running the gate", hook.stage, hook.hook_id));
-            let verdict = if gated { gate_for_hook(ctx, plan, &hook.stage, vars).await } else { Ok(()) };
+            ctx.report.line(&format!(
+                "[{name}] paused at {} (hook {}), running the gate",
+                hook.stage, hook.hook_id
+            ));
+            let verdict = if gated {
+                gate_for_hook(ctx, plan, &hook.stage, vars).await
+            } else {
+                Ok(())
+            };
             let action = if verdict.is_ok() {
                 DeploymentLifecycleHookAction::Continue
             } else {
                 DeploymentLifecycleHookAction::Rollback
             };
             let acted = now_f64();
-            if let Err(e) = ecs_deploy::continue_hook(&ctx.ecs, &arn, &hook.hook_id, action.clone()).await {
+            if let Err(e) =
+                ecs_deploy::continue_hook(&ctx.ecs, &arn, &hook.hook_id, action.clone()).await
+            {
                 ctx.report.line(&format!("[{name}] {e:#}"));
             } else {
-                ctx.report.line(&format!("[{name}] ContinueServiceDeployment {}", action.as_str()));
+                ctx.report.line(&format!(
+                    "[{name}] ContinueServiceDeployment {}",
+                    action.as_str()
+                ));
             }
             if let Some(a) = appeared {
                 let mut s = ctx.stats.lock().expect("stats");
@@ -862,15 +946,22 @@ pub(crate) async fn deploy_service(ctx: &Ctx, plan: &ServicePlan, vars: &Vars, g
                         let f = rep.first_failure().map(|f| f.explain()).unwrap_or_default();
                         ctx.report.line(&format!("[{name}] during bake: {f}"));
                         match ecs_deploy::stop_with_rollback(&ctx.ecs, &arn).await {
-                            Ok(()) => ctx.report.line(&format!("[{name}] StopServiceDeployment ROLLBACK")),
+                            Ok(()) => ctx
+                                .report
+                                .line(&format!("[{name}] StopServiceDeployment ROLLBACK")),
                             Err(e) => ctx.report.line(&format!("[{name}] {e:#}")),
                         }
-                        our_rollback = Some((Outcome::RolledBackSmoke, format!("during bake time: {f}")));
+                        our_rollback =
+                            Some((Outcome::RolledBackSmoke, format!("during bake time: {f}")));
                         continue;
                     }
                     Ok(rep) => {
                         let mut s = ctx.stats.lock().expect("stats");
-                        if !s.smoke.iter().any(|(p, _)| p.ends_with("BAKE_TIME") && p.starts_with(&name)) {
+                        if !s
+                            .smoke
+                            .iter()
+                            .any(|(p, _)| p.ends_with("BAKE_TIME") && p.starts_with(&name))
+                        {
                             for c in &rep.results {
                                 s.smoke.push((format!("{name} @ BAKE_TIME"), c.clone()));
                             }
@@ -882,16 +973,21 @@ pub(crate) async fn deploy_service(ctx: &Ctx, plan: &ServicePlan, vars: &Vars, g
         }
         if Instant::now() >= deadline && our_rollback.is_none() {
             let how = ecs_deploy::roll_back_in_flight(&ctx.ecs, &view).await;
-            ctx.report.line(&format!("[{name}] timed out; rolling back: {how:?}"));
+            ctx.report
+                .line(&format!("[{name}] timed out; rolling back: {how:?}"));
             our_rollback = Some((
                 Outcome::TimedOut,
-                format!("the deployment did not finish within {:?}", ctx.env.timeouts.deployment),
+                format!(
+                    "the deployment did not finish within {:?}",
+                    ctx.env.timeouts.deployment
+                ),
             ));
             continue;
         }
         if ctx.cancelled() && our_rollback.is_none() {
             let how = ecs_deploy::roll_back_in_flight(&ctx.ecs, &view).await;
-            ctx.report.line(&format!("[{name}] interrupted; rolling back: {how:?}"));
+            ctx.report
+                .line(&format!("[{name}] interrupted; rolling back: {how:?}"));
             return fail(
                 Outcome::Interrupted,
                 "interrupted (Ctrl-C / SIGTERM); the deployment was rolled back".into(),
@@ -908,7 +1004,7 @@ pub(crate) async fn deploy_service(ctx: &Ctx, plan: &ServicePlan, vars: &Vars, g
 
 /// Puts services that already moved back on their previous task definition (hooks continue
 /// without gates: the previous revision already proved itself).
-async fn revert(ctx: &Ctx, plans: &[ServicePlan]) {
+pub(crate) async fn revert(ctx: &Ctx, plans: &[ServicePlan]) {
     for p in plans {
         ctx.report.line(&format!(
             "[{}] reverting to {}",
@@ -923,7 +1019,10 @@ async fn revert(ctx: &Ctx, plans: &[ServicePlan]) {
             deployment_arn: None,
         };
         let r = deploy_service(ctx, &back, &Vars::default(), false).await;
-        ctx.report.line(&format!("[{}] revert: {} {}", p.svc.name, r.status, r.reason));
+        ctx.report.line(&format!(
+            "[{}] revert: {} {}",
+            p.svc.name, r.status, r.reason
+        ));
     }
 }
 
@@ -935,7 +1034,10 @@ pub(crate) async fn deploy_all(
     vars: &Vars,
     rec: &mut ReleaseRecord,
 ) -> (Outcome, String) {
-    let mut ordered: Vec<&ServicePlan> = plans.iter().filter(|p| p.svc.agent_kind.is_some()).collect();
+    let mut ordered: Vec<&ServicePlan> = plans
+        .iter()
+        .filter(|p| p.svc.agent_kind.is_some())
+        .collect();
     ordered.extend(plans.iter().filter(|p| p.svc.agent_kind.is_none()));
     let parallel = ctx.env.release.max_parallel.max(1) as usize;
     let mut done: Vec<ServicePlan> = Vec::new();
@@ -945,7 +1047,8 @@ pub(crate) async fn deploy_all(
         let names: Vec<&str> = chunk.iter().map(|p| p.svc.name.as_str()).collect();
         ctx.report.stage(&format!("Deploy {}", names.join(", ")));
         let results =
-            futures::future::join_all(chunk.iter().map(|p| deploy_service(ctx, p, vars, true))).await;
+            futures::future::join_all(chunk.iter().map(|p| deploy_service(ctx, p, vars, true)))
+                .await;
         for (p, r) in chunk.iter().zip(results) {
             if let Some(open) = ctx.open_record.lock().expect("open record").as_mut()
                 && let Some(s) = open.services.iter_mut().find(|s| s.service == r.name)
@@ -1019,10 +1122,15 @@ pub async fn release(ctx: &Ctx, args: &ReleaseArgs) -> Outcome {
         }
     };
     ctx.report.line(&format!("pass  image {image}"));
-    let current = match preflight(ctx).await {
+    // Deployments in flight are checked under the lock (a concurrent release must be reported as
+    // holding the lock, not as a preflight failure).
+    let current = match preflight(ctx, false).await {
         Ok(c) => c,
         Err(problems) => {
-            ctx.report.error(&format!("preflight failed:\n  - {}", problems.join("\n  - ")));
+            ctx.report.error(&format!(
+                "preflight failed:\n  - {}",
+                problems.join("\n  - ")
+            ));
             return Outcome::PreflightFailed;
         }
     };
@@ -1102,7 +1210,8 @@ where
     }
     .await
     {
-        ctx.report.error(&format!("writing the audit record: {e:#}"));
+        ctx.report
+            .error(&format!("writing the audit record: {e:#}"));
         drop(heartbeat);
         let _ = lock.release(&held).await;
         return Outcome::Failed;
@@ -1115,12 +1224,15 @@ where
     rec.finished_at = audit::now_rfc3339();
     ctx.report.end_group();
     if let Err(e) = audit.put(rec).await {
-        ctx.report.error(&format!("writing the final audit record: {e:#}"));
+        ctx.report
+            .error(&format!("writing the final audit record: {e:#}"));
     }
     drop(heartbeat);
     match lock.release(&held).await {
         Ok(true) => ctx.report.line("deploy lock released"),
-        Ok(false) => ctx.report.line("deploy lock was no longer ours (taken over)"),
+        Ok(false) => ctx
+            .report
+            .line("deploy lock was no longer ours (taken over)"),
         Err(e) => ctx.report.error(&format!(
             "releasing the deploy lock: {e:#}; run `deployer lock release --env {} --force`",
             ctx.env_name
@@ -1141,12 +1253,16 @@ pub(crate) async fn finish(ctx: &Ctx, rec: &ReleaseRecord, outcome: Outcome) {
         ("exit_code", outcome.exit_code().to_string()),
     ];
     if let Err(e) = report::write_github_files(&md, &outputs) {
-        ctx.report.line(&format!("warning: could not write the GitHub summary/outputs: {e}"));
+        ctx.report.line(&format!(
+            "warning: could not write the GitHub summary/outputs: {e}"
+        ));
     }
     if let Some(url) = &ctx.env.notifications.webhook_url {
         match report::notify(config::expose(url), rec, outcome).await {
             Ok(()) => ctx.report.line("notification sent"),
-            Err(e) => ctx.report.line(&format!("warning: notification not sent: {e}")),
+            Err(e) => ctx
+                .report
+                .line(&format!("warning: notification not sent: {e}")),
         }
     }
     if let Some(p) = median(&stats.hook_to_action_ms) {
@@ -1192,6 +1308,21 @@ async fn release_body(
     rec: &mut ReleaseRecord,
     current: BTreeMap<String, String>,
 ) -> (Outcome, String) {
+    for svc in &ctx.env.services {
+        match ecs_deploy::list_deployments(&ctx.ecs, &ctx.env.cluster, &svc.name, true).await {
+            Ok(in_flight) if !in_flight.is_empty() => {
+                return (
+                    Outcome::PreflightFailed,
+                    format!(
+                        "service {} has a deployment in progress ({}); wait for it, `deployer release --resume --env {}` or `deployer rollback --env {}`",
+                        svc.name, in_flight[0].0, ctx.env_name, ctx.env_name
+                    ),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return (Outcome::Failed, format!("{e:#}")),
+        }
+    }
     // Migration first: a failed migration stops the release before any service changes.
     if ctx.env.migration.is_some() {
         ctx.report.stage("Migration (one-off task)");
@@ -1212,7 +1343,11 @@ async fn release_body(
             Ok(td) => td,
             Err(e) => return (Outcome::Failed, format!("{e:#}")),
         };
-        ctx.report.line(&format!("registered {} for {}", crate::history::short_td(&td), svc.name));
+        ctx.report.line(&format!(
+            "registered {} for {}",
+            crate::history::short_td(&td),
+            svc.name
+        ));
         if let Some(s) = rec.services.iter_mut().find(|s| s.service == svc.name) {
             s.task_definition = td.clone();
         }

@@ -116,7 +116,11 @@ impl Outcome {
                 _ => 1,
             }
         }
-        if rank(other) > rank(self) { other } else { self }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
     }
 }
 

@@ -87,6 +87,39 @@ impl Default for Options {
     }
 }
 
+/// Like `test_support::aws()`, but probes moto with the plugin's cheap state endpoint instead of
+/// `/moto-api/data.json`, which dumps every account and grows slow on a busy shared server.
+pub async fn fresh_account() -> TestAws {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| test_support::DEFAULT_AWS_ENDPOINT_URL.to_owned());
+    test_support::wait_http_ok(&format!("{endpoint}/_plugin/state?account=0"), Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("moto (with the lifecycle plugin) is not reachable at {endpoint}: start it with `scripts/env up` ({e:#})"));
+    let account_id = test_support::random_account_id();
+    let region = "us-east-1".to_owned();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new(region.clone()))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            &account_id,
+            "testing",
+            None,
+            None,
+            "release-tests",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
+        .load()
+        .await;
+    TestAws {
+        endpoint,
+        account_id,
+        region,
+        config,
+    }
+}
+
 pub async fn control(aws: &TestAws, path: &str, body: serde_json::Value) {
     let resp = reqwest::Client::new()
         .post(format!("{}{path}", aws.endpoint))
@@ -107,7 +140,7 @@ pub async fn put_image(ecr: &aws_sdk_ecr::Client, tag: &str) {
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2, "digest": format!("sha256:{:0>64}", tag.len())},
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2, "digest": format!("sha256:{tag:0>64}")},
         "layers": []
     });
     ecr.put_image()
@@ -121,7 +154,7 @@ pub async fn put_image(ecr: &aws_sdk_ecr::Client, tag: &str) {
 
 impl World {
     pub async fn new(opts: Options) -> World {
-        let aws = test_support::aws().await.expect("moto");
+        let aws = fresh_account().await;
         control(
             &aws,
             "/_plugin/config",
