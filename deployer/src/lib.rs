@@ -17,7 +17,7 @@ pub mod audit;
 pub mod ecs_deploy;
 pub mod history;
 pub mod lock;
-pub mod smoke;
 pub mod release;
 pub mod rollback;
+pub mod smoke;
 pub mod status;
