@@ -171,7 +171,7 @@ pub async fn list_deployments(
             break;
         }
     }
-    out.sort_by(|a, b| b.2.cmp(&a.2));
+    out.sort_by_key(|d| std::cmp::Reverse(d.2));
     Ok(out)
 }
 

@@ -418,7 +418,7 @@ async fn previous_revision(ctx: &Ctx, current: &str, to: Option<&str>) -> Result
         })
         .filter(|(r, _)| *r < rev)
         .collect();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     Ok(candidates.into_iter().next().map(|(_, a)| a))
 }
 

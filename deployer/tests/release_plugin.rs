@@ -158,7 +158,7 @@ async fn blue_green_pauses_continues_and_rolls_back() {
         &ecs,
         "c",
         "orc",
-        &[arn.clone()],
+        std::slice::from_ref(&arn),
         Duration::from_secs(5),
     )
     .await
