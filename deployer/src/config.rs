@@ -567,6 +567,7 @@ fn parse_str(path: &Path, text: &str, env: &[(String, String)]) -> Result<Config
     }
     let mut tree: toml::Value = toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
     let mut applied = Vec::new();
+    let mut applied_values: Vec<(String, String)> = Vec::new();
     for (var, value) in overrides {
         let keys: Vec<String> = var[ENV_PREFIX.len()..]
             .split("__")
@@ -585,10 +586,17 @@ fn parse_str(path: &Path, text: &str, env: &[(String, String)]) -> Result<Config
             hint: Some("the variable names a key path of deployer.toml; list items by index (…__SERVICES__0__…)".into()),
         })?;
         applied.push((keys.join("."), var.clone()));
+        applied_values.push((var.clone(), value.clone()));
     }
     serde_path_to_error::deserialize::<_, Config>(tree).map_err(|e| {
         let key = e.path().to_string();
-        let message = e.inner().to_string();
+        // serde quotes the offending value; it may be a secret (a header, a token).
+        let mut message = e.inner().to_string();
+        for (_, value) in &applied_values {
+            if value.len() >= 4 {
+                message = message.replace(value.as_str(), "[redacted]");
+            }
+        }
         let var = applied
             .iter()
             .filter(|(k, _)| key.starts_with(k.as_str()) || k.starts_with(key.as_str()))

@@ -343,6 +343,8 @@ async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<
         "{}",
         stderr(&o)
     );
+    // The value itself is not echoed: environment overrides may carry secrets.
+    assert!(!stderr(&o).contains("many"), "{}", stderr(&o));
 
     // Unknown environment.
     let o = deployer(Some(&aws), p.path(), &["render", "--env", "tset"], &[]);
@@ -690,85 +692,22 @@ async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exact
 
 // ------------------------------------------------------------------ verify
 
-/// moto's EC2 through its Query API (the SDK's EC2 crate is not worth compiling for two calls):
-/// moto takes the account from the credential scope and does not check signatures.
-async fn moto_ec2(aws: &TestAws, params: &[(&str, &str)], tag: &str) -> Result<String> {
-    let mut form: Vec<(&str, &str)> = vec![("Version", "2016-11-15")];
-    form.extend_from_slice(params);
-    let body = reqwest::Client::new()
-        .post(&aws.endpoint)
-        .header(
-            "Authorization",
-            format!("AWS4-HMAC-SHA256 Credential={}/20261125/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0", aws.account_id),
-        )
-        .form(&form)
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    let open = format!("<{tag}>");
-    let start = body
-        .find(&open)
-        .with_context(|| format!("no {tag} in {body}"))?
-        + open.len();
-    let end = body[start..].find('<').context("closing tag")? + start;
-    Ok(body[start..end].to_string())
-}
-
 struct Lb {
     tg: String,
     alt_tg: String,
-    prod_rule: String,
-    test_rule: String,
 }
 
-async fn load_balancer(aws: &TestAws) -> Result<Lb> {
-    use aws_sdk_elasticloadbalancingv2::types::{
-        Action, ActionTypeEnum, ProtocolEnum, RuleCondition, TargetTypeEnum,
-    };
-    let vpc = moto_ec2(
-        aws,
-        &[("Action", "CreateVpc"), ("CidrBlock", "10.1.0.0/16")],
-        "vpcId",
-    )
-    .await?;
-    let mut subnets = Vec::new();
-    for (cidr, az) in [("10.1.1.0/24", "us-east-1a"), ("10.1.2.0/24", "us-east-1b")] {
-        subnets.push(
-            moto_ec2(
-                aws,
-                &[
-                    ("Action", "CreateSubnet"),
-                    ("VpcId", &vpc),
-                    ("CidrBlock", cidr),
-                    ("AvailabilityZone", az),
-                ],
-                "subnetId",
-            )
-            .await?,
-        );
-    }
+/// Two target groups. Lambda-type ones: they need no VPC, so moto never instantiates EC2 for the
+/// account (its default data makes moto's state dump megabytes larger per account).
+async fn target_groups(aws: &TestAws) -> Result<Lb> {
+    use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&aws.config);
-    let lb = elb
-        .create_load_balancer()
-        .name(test_support::unique("lb-"))
-        .set_subnets(Some(subnets))
-        .send()
-        .await?;
-    let lb_arn = lb.load_balancers()[0]
-        .load_balancer_arn()
-        .context("lb arn")?
-        .to_string();
     let mut tgs = Vec::new();
     for n in ["blue", "green"] {
         let tg = elb
             .create_target_group()
             .name(test_support::unique(&format!("{n}-")))
-            .protocol(ProtocolEnum::Http)
-            .port(3000)
-            .vpc_id(&vpc)
-            .target_type(TargetTypeEnum::Ip)
+            .target_type(TargetTypeEnum::Lambda)
             .send()
             .await?;
         tgs.push(
@@ -778,46 +717,9 @@ async fn load_balancer(aws: &TestAws) -> Result<Lb> {
                 .to_string(),
         );
     }
-    let forward = |tg: &str| {
-        Action::builder()
-            .r#type(ActionTypeEnum::Forward)
-            .target_group_arn(tg)
-            .build()
-    };
-    let mut rules = Vec::new();
-    for port in [80, 8080] {
-        let l = elb
-            .create_listener()
-            .load_balancer_arn(&lb_arn)
-            .protocol(ProtocolEnum::Http)
-            .port(port)
-            .default_actions(forward(&tgs[0]))
-            .send()
-            .await?;
-        let listener = l.listeners()[0]
-            .listener_arn()
-            .context("listener arn")?
-            .to_string();
-        let r = elb
-            .create_rule()
-            .listener_arn(listener)
-            .priority(10)
-            .conditions(
-                RuleCondition::builder()
-                    .field("path-pattern")
-                    .values("/*")
-                    .build(),
-            )
-            .actions(forward(&tgs[0]))
-            .send()
-            .await?;
-        rules.push(r.rules()[0].rule_arn().context("rule arn")?.to_string());
-    }
     Ok(Lb {
         tg: tgs[0].clone(),
         alt_tg: tgs[1].clone(),
-        prod_rule: rules[0].clone(),
-        test_rule: rules[1].clone(),
     })
 }
 
@@ -827,7 +729,7 @@ async fn verify_passes_on_a_matching_environment_and_names_each_failure() -> Res
         AdvancedConfiguration, DeploymentConfiguration, DeploymentStrategy, LoadBalancer,
     };
     let aws = test_support::aws().await?;
-    let lb = load_balancer(&aws).await?;
+    let lb = target_groups(&aws).await?;
     let role = "arn:aws:iam::123456789012:role/ecs-infrastructure";
     let svc = format!(
         r#"[[environments.test.services]]
@@ -836,9 +738,9 @@ template = "orchestrator"
 strategy = "blue_green"
 desired_count = 1
 hooks = [{{ stage = "POST_TEST_TRAFFIC_SHIFT" }}]
-load_balancer = {{ container_name = "orchestrator", container_port = 3000, target_group_arn = "{}", alternate_target_group_arn = "{}", production_listener_rule = "{}", test_listener_rule = "{}", role_arn = "{role}" }}
+load_balancer = {{ container_name = "orchestrator", container_port = 3000, target_group_arn = "{}", alternate_target_group_arn = "{}", role_arn = "{role}" }}
 "#,
-        lb.tg, lb.alt_tg, lb.prod_rule, lb.test_rule
+        lb.tg, lb.alt_tg
     );
     let p = Project::new(
         &repo_templates(),
@@ -873,8 +775,6 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         .advanced_configuration(
             AdvancedConfiguration::builder()
                 .alternate_target_group_arn(&lb.alt_tg)
-                .production_listener_rule(&lb.prod_rule)
-                .test_listener_rule(&lb.test_rule)
                 .role_arn(role)
                 .build(),
         )
@@ -977,7 +877,6 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         "service orchestrator strategy",
         "service orchestrator load balancer",
         "service orchestrator target groups",
-        "service orchestrator listener rules",
     ] {
         assert!(
             checks.iter().any(|(n, s)| n == want && s == "pass"),
@@ -1012,28 +911,22 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         stdout(&o)
     );
 
-    // A load balancer drifting from the config fails with the field named; a missing service too.
+    // A missing cluster fails (and stops the service checks).
     let o = deployer(
         Some(&aws),
         p.path(),
         &verify,
-        &[
-            (
-                "DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__LOAD_BALANCER__TEST_LISTENER_RULE",
-                &lb.prod_rule,
-            ),
-            ("DEPLOYER_ENVIRONMENTS__TEST__CLUSTER", "no-such-cluster"),
-        ],
+        &[("DEPLOYER_ENVIRONMENTS__TEST__CLUSTER", "no-such-cluster")],
     );
     assert_eq!(code(&o), 4);
     let v: Value = serde_json::from_str(&stdout(&o))?;
-    let cluster = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "cluster")
-        .cloned()
-        .unwrap_or_default();
+    let check = |v: &Value, name: &str| {
+        v["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name).cloned())
+            .unwrap_or_default()
+    };
+    let cluster = check(&v, "cluster");
     assert_eq!(cluster["status"], "fail");
     assert!(
         cluster["detail"]
@@ -1042,20 +935,44 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
             .contains("no-such-cluster"),
         "{cluster}"
     );
+
+    // Listener rules in the config that the service does not use and ELBv2 does not have: the
+    // load-balancer check names the drifting field, the rules check says they do not exist.
+    let rule = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/lb/0123456789abcdef/0123456789abcdef/0123456789abcdef";
     let o = deployer(
         Some(&aws),
         p.path(),
         &verify,
-        &[(
-            "DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__LOAD_BALANCER__TEST_LISTENER_RULE",
-            &lb.prod_rule,
-        )],
+        &[
+            (
+                "DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__LOAD_BALANCER__PRODUCTION_LISTENER_RULE",
+                rule,
+            ),
+            (
+                "DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__LOAD_BALANCER__TEST_LISTENER_RULE",
+                rule,
+            ),
+        ],
     );
     assert_eq!(code(&o), 4);
+    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let lb_check = check(&v, "service orchestrator load balancer");
+    assert_eq!(lb_check["status"], "fail");
     assert!(
-        stdout(&o).contains("advancedConfiguration.testListenerRule is"),
-        "{}",
-        stdout(&o)
+        lb_check["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("advancedConfiguration.testListenerRule is unset"),
+        "{lb_check}"
+    );
+    let rules = check(&v, "service orchestrator listener rules");
+    assert_eq!(rules["status"], "fail", "{rules}");
+    assert!(
+        rules["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("RuleNotFound"),
+        "{rules}"
     );
     Ok(())
 }
@@ -1237,4 +1154,101 @@ async fn a_failing_build_and_a_missing_local_image_are_image_errors() -> Result<
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
     assert!(stderr(&o).contains("deployer build"), "{}", stderr(&o));
     assert_no_aws_writes(&aws, &p.repo).await
+}
+
+/// With the lifecycle plugin (tests/moto), a service deployment that has not finished makes the
+/// preflight fail, naming the deployment.
+#[tokio::test]
+async fn verify_fails_while_a_service_deployment_is_in_progress() -> Result<()> {
+    let aws = test_support::aws().await?;
+    let p = Project::new(&repo_templates(), "", ORCHESTRATOR)?;
+    let git_sha = sha();
+    create_repo(&aws, &p.repo).await?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": format!("sha256:{}", "e".repeat(64))},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": format!("sha256:{}", "f".repeat(64))}]
+    });
+    aws_sdk_ecr::Client::new(&aws.config)
+        .put_image()
+        .repository_name(&p.repo)
+        .image_manifest(manifest.to_string())
+        .image_tag(&git_sha)
+        .send()
+        .await?;
+    // Slow stages, so the deployment below stays in progress while verify runs.
+    reqwest::Client::new()
+        .post(format!("{}/_plugin/config", aws.endpoint))
+        .json(&serde_json::json!({"account": aws.account_id, "stage_seconds": 600}))
+        .send()
+        .await?
+        .error_for_status()
+        .context("the moto lifecycle plugin's control endpoint (scripts/env up starts it)")?;
+    let ecs = aws_sdk_ecs::Client::new(&aws.config);
+    ecs.create_cluster().cluster_name(&p.cluster).send().await?;
+    let mut arns = Vec::new();
+    for image in ["x:1", "x:2"] {
+        let td = ecs
+            .register_task_definition()
+            .family("agentic-test-orchestrator")
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder()
+                    .name("orchestrator")
+                    .image(image)
+                    .memory(512)
+                    .build(),
+            )
+            .send()
+            .await?;
+        arns.push(
+            td.task_definition()
+                .and_then(|t| t.task_definition_arn())
+                .context("td")?
+                .to_string(),
+        );
+    }
+    ecs.create_service()
+        .cluster(&p.cluster)
+        .service_name("orchestrator")
+        .task_definition(&arns[0])
+        .desired_count(1)
+        .send()
+        .await?;
+    let verify = [
+        "verify",
+        "--env",
+        "test",
+        "--git-sha",
+        git_sha.as_str(),
+        "-o",
+        "json",
+    ];
+    let idle = |o: &Output| -> Result<Value> {
+        let v: Value = serde_json::from_str(&stdout(o))?;
+        v["checks"]
+            .as_array()
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c["name"] == "service orchestrator idle")
+                    .cloned()
+            })
+            .context("idle check")
+    };
+    ecs.update_service()
+        .cluster(&p.cluster)
+        .service("orchestrator")
+        .task_definition(&arns[1])
+        .send()
+        .await?;
+    let o = deployer(Some(&aws), p.path(), &verify, &[]);
+    assert_eq!(code(&o), 4, "{}{}", stdout(&o), stderr(&o));
+    let check = idle(&o)?;
+    assert_eq!(check["status"], "fail", "{check}");
+    let detail = check["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("deployment in progress") && detail.contains("service-deployment"),
+        "{detail}"
+    );
+    Ok(())
 }
