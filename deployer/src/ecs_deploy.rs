@@ -33,6 +33,8 @@ pub struct DeploymentView {
     pub triggered_alarms: Vec<String>,
     pub timed_out_hooks: usize,
     pub target_revision: Option<String>,
+    /// `updatedAt` in epoch seconds: when the deployment last changed (e.g. a hook appeared).
+    pub updated_at: Option<f64>,
 }
 
 impl DeploymentView {
@@ -79,6 +81,7 @@ impl DeploymentView {
                 .target_service_revision()
                 .and_then(|r| r.arn())
                 .map(str::to_owned),
+            updated_at: d.updated_at().map(|t| t.as_secs_f64()),
         }
     }
 
@@ -334,6 +337,7 @@ mod tests {
             triggered_alarms: vec![],
             timed_out_hooks: 0,
             target_revision: None,
+            updated_at: None,
         }
     }
 

@@ -9,6 +9,8 @@ use aws_sdk_ecs::types::{
     DeploymentLifecycleHookAction, DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
     DeploymentLifecycleHookTimeoutConfiguration, DeploymentStrategy, LaunchType,
 };
+mod release_support;
+
 use deployer::ecs_deploy::{self, DeploymentView};
 use test_support::eventually;
 
@@ -58,7 +60,7 @@ async fn wait_view(
 
 #[tokio::test]
 async fn blue_green_pauses_continues_and_rolls_back() {
-    let aws = test_support::aws().await.unwrap();
+    let aws = release_support::fresh_account().await;
     control(
         &aws,
         "/_plugin/config",
@@ -218,7 +220,7 @@ async fn blue_green_pauses_continues_and_rolls_back() {
 
 #[tokio::test]
 async fn one_off_task_reports_the_injected_exit_code() {
-    let aws = test_support::aws().await.unwrap();
+    let aws = release_support::fresh_account().await;
     control(
         &aws,
         "/_plugin/config",

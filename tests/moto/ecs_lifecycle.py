@@ -818,8 +818,24 @@ def _reply(start_response, status: int, payload: Any):
     return [data]
 
 
+_orig_calc = ecs_models.EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+
+def _calc_resources(task_definition) -> dict[str, Any]:
+    # Fargate containers may leave memory to the task level; moto then adds None to an int.
+    try:
+        return _orig_calc(task_definition)
+    except TypeError:
+        out: dict[str, Any] = {"CPU": 0, "MEMORY": 0, "PORTS": [], "PORTS_UDP": []}
+        for cd in task_definition.container_definitions:
+            out["CPU"] += int(cd.get("cpu") or 0)
+            out["MEMORY"] += int(cd.get("memory") or cd.get("memoryReservation") or 0)
+        return out
+
+
 def install() -> None:
     """Patches moto's ECS responses and the server's WSGI app. Call before the server starts."""
+    ecs_models.EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(_calc_resources)
     state_manager.register_default_transition(TASK_MODEL, {"progression": "manual", "times": 10**9})
     EC2ContainerServiceResponse.call_action = _call_action
     EC2ContainerServiceResponse.create_service = _create_service
@@ -841,4 +857,3 @@ def install() -> None:
         return original(self, environ, start_response)
 
     DomainDispatcherApplication.__call__ = __call__
-    _ = ecs_models  # the models module is patched through the response class only

@@ -117,8 +117,8 @@ impl Ctx {
 
     fn smoke_checks(&self, svc: &config::Service, place: SmokeTarget) -> Vec<SmokeCheck> {
         let names = svc.smoke_checks.clone();
-        if names.is_none() && svc.load_balancer.is_none() {
-            // Headless services are gated by the agent gate, not HTTP checks, unless named.
+        if names.is_none() && svc.agent_kind.is_some() {
+            // Agent services are gated by the agent gate, not HTTP checks, unless named.
             return vec![];
         }
         self.env
@@ -716,13 +716,6 @@ async fn gate_for_hook(
     }
 }
 
-fn hook_appeared_at(hook: &ecs_deploy::AwaitingHook, timeout: Duration) -> Option<f64> {
-    let expires = chrono::DateTime::parse_from_rfc3339(hook.expires_at.as_deref()?).ok()?;
-    let t =
-        expires.timestamp_millis() as f64 / 1000.0 - super::minutes_ceil(timeout, 1) as f64 * 60.0;
-    Some(t)
-}
-
 fn now_f64() -> f64 {
     chrono::Utc::now().timestamp_millis() as f64 / 1000.0
 }
@@ -794,12 +787,6 @@ pub(crate) async fn deploy_service(
         arn.rsplit('/').next().unwrap_or(&arn),
         crate::history::short_td(&plan.target_td)
     ));
-    let hook_timeout = plan
-        .svc
-        .hooks
-        .first()
-        .and_then(|h| h.timeout)
-        .unwrap_or(ctx.env.timeouts.hook);
     let deadline = Instant::now() + ctx.env.timeouts.deployment;
     let mut poller = Poller::new();
     let mut handled_hooks: Vec<String> = Vec::new();
@@ -892,7 +879,8 @@ pub(crate) async fn deploy_service(
             && our_rollback.is_none()
         {
             let seen = now_f64();
-            let appeared = hook_appeared_at(&hook, hook_timeout);
+            // The deployment's updatedAt is when it entered the paused stage.
+            let appeared = view.updated_at;
             ctx.report.line(&format!(
                 "[{name}] paused at {} (hook {}), running the gate",
                 hook.stage, hook.hook_id

@@ -52,6 +52,7 @@ impl Drop for Target {
 }
 
 pub struct World {
+    pub services: &'static [Service],
     pub aws: TestAws,
     pub ecs: aws_sdk_ecs::Client,
     pub ecr: aws_sdk_ecr::Client,
@@ -71,6 +72,8 @@ pub struct Options {
     pub retries: u32,
     pub minute_seconds: f64,
     pub deployment_timeout: &'static str,
+    pub max_parallel: u32,
+    pub stage_seconds: f64,
 }
 
 impl Default for Options {
@@ -83,6 +86,8 @@ impl Default for Options {
             retries: 3,
             minute_seconds: 1.0,
             deployment_timeout: "60s",
+            max_parallel: 2,
+            stage_seconds: 0.05,
         }
     }
 }
@@ -154,13 +159,17 @@ pub async fn put_image(ecr: &aws_sdk_ecr::Client, tag: &str) {
 
 impl World {
     pub async fn new(opts: Options) -> World {
+        Self::with_services(opts, SERVICES).await
+    }
+
+    pub async fn with_services(opts: Options, services: &'static [Service]) -> World {
         let aws = fresh_account().await;
         control(
             &aws,
             "/_plugin/config",
             serde_json::json!({
                 "account": aws.account_id,
-                "stage_seconds": 0.05,
+                "stage_seconds": opts.stage_seconds,
                 "minute_seconds": opts.minute_seconds,
                 "run_task_seconds": 0.2,
                 "rollback_seconds": 0.1,
@@ -187,7 +196,7 @@ impl World {
             .send()
             .await
             .unwrap();
-        for s in SERVICES {
+        for s in services {
             let td = ecs
                 .register_task_definition()
                 .family(s.name)
@@ -269,7 +278,7 @@ hook = "{hook}"
 lock_ttl = "30s"
 
 [environments.test.release]
-max_parallel = 2
+max_parallel = {mp}
 
 [[environments.test.smoke_checks]]
 name = "health reports the release"
@@ -285,11 +294,12 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
             hook = opts.hook_timeout,
             retries = opts.retries,
             cs = opts.consecutive_successes,
+            mp = opts.max_parallel,
         );
         if opts.migration {
             toml.push_str("\n[environments.test.migration]\ntemplate = \"migration\"\n");
         }
-        for s in SERVICES {
+        for s in services {
             let (strategy, extra) = match s.kind {
                 "blue_green" => (
                     "blue_green",
@@ -313,6 +323,7 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
         let summary = dir.path().join("summary.md");
         let outputs = dir.path().join("outputs.txt");
         World {
+            services,
             aws,
             ecs,
             ecr,
@@ -377,7 +388,7 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
     /// The git_sha tag of the task definition each service runs.
     pub async fn running_shas(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for s in SERVICES {
+        for s in self.services {
             let td = self.service_td(s.name).await;
             let d = self
                 .ecs
@@ -454,9 +465,18 @@ pub async fn spawn_target(git_sha: &str, fault: Option<&str>) -> Target {
     if let Some(bin) = platform_bin()
         && let Some(t) = try_real_orchestrator(&bin, git_sha, fault).await
     {
+        eprintln!(
+            "smoke target: platform orchestrator at {} (GIT_SHA={git_sha}, fault={fault:?})",
+            t.url
+        );
         return t;
     }
-    stand_in(git_sha, fault).await
+    let t = stand_in(git_sha, fault).await;
+    eprintln!(
+        "smoke target: STAND-IN at {} (the platform binary could not serve)",
+        t.url
+    );
+    t
 }
 
 async fn try_real_orchestrator(bin: &Path, git_sha: &str, fault: Option<&str>) -> Option<Target> {
@@ -488,9 +508,15 @@ async fn try_real_orchestrator(bin: &Path, git_sha: &str, fault: Option<&str>) -
     }
     let guard = ChildGuard::spawn("platform orchestrator", &mut cmd).ok()?;
     let url = format!("http://127.0.0.1:{port}");
-    test_support::wait_http_ok(&format!("{url}/health/live"), Duration::from_secs(10))
-        .await
-        .ok()?;
+    // Any answer counts as up: a target started with PLATFORM_FAULT=unhealthy answers 503.
+    let probe = format!("{url}/api/v1/health");
+    test_support::eventually(
+        "orchestrator listening",
+        Duration::from_secs(10),
+        || async { Ok(reqwest::get(&probe).await.ok().map(|_| ())) },
+    )
+    .await
+    .ok()?;
     Some(Target {
         url,
         guard: Some(guard),

@@ -1,0 +1,162 @@
+//! Benchmark (ignored by default; run with
+//! `cargo nextest run -p deployer --run-ignored only -E 'test(release_overhead)' --no-capture`):
+//! the deployer's own overhead for a 6-service release — wall time minus the stage durations the
+//! harness imposes — against a shell script making the same API calls with the aws CLI
+//! (deployer/tests/bench/aws-cli-release.sh), in one run, plus the hook-to-action latency.
+
+mod release_support;
+
+use std::time::Instant;
+
+use release_support::*;
+
+const BENCH_SERVICES: &[Service] = &[
+    Service {
+        name: "orchestrator",
+        kind: "blue_green",
+    },
+    Service {
+        name: "agent-scaffold",
+        kind: "rolling",
+    },
+    Service {
+        name: "agent-validation",
+        kind: "rolling",
+    },
+    Service {
+        name: "agent-e2e",
+        kind: "rolling",
+    },
+    Service {
+        name: "agent-integration",
+        kind: "rolling",
+    },
+    Service {
+        name: "agent-deployment",
+        kind: "rolling",
+    },
+];
+
+const STAGE: f64 = 0.5;
+const RUN_TASK: f64 = 0.5;
+/// Stages a blue/green deployment spends `STAGE` in (all but the PAUSE stage and a 0-minute bake).
+const BG_STAGES: f64 = 7.0;
+/// ROLLING: SCALE_UP and CLEAN_UP (bake 0).
+const ROLLING_STAGES: f64 = 2.0;
+
+fn opts() -> Options {
+    Options {
+        bake: "0s",
+        stage_seconds: STAGE,
+        max_parallel: 6,
+        consecutive_successes: 1,
+        ..Options::default()
+    }
+}
+
+async fn run_task_timing(w: &World) {
+    control(
+        &w.aws,
+        "/_plugin/config",
+        serde_json::json!({"account": w.aws.account_id, "run_task_seconds": RUN_TASK}),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: minutes of aws CLI calls; run explicitly"]
+async fn release_overhead_vs_aws_cli_script() {
+    let target = spawn_target(NEW_SHA, None).await;
+
+    // The deployer: agents in one wave (max_parallel 6), then the orchestrator.
+    let w = World::with_services(opts(), BENCH_SERVICES).await;
+    run_task_timing(&w).await;
+    let started = Instant::now();
+    let out = w
+        .run(
+            &["release", "--git-sha", NEW_SHA, "-o", "json"],
+            &target.url,
+            &target.url,
+        )
+        .await;
+    let deployer_total = started.elapsed().as_secs_f64();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("release JSON");
+    let deployer_configured = RUN_TASK + ROLLING_STAGES * STAGE + BG_STAGES * STAGE;
+    let deployer_overhead = deployer_total - deployer_configured;
+
+    // The aws CLI script, in a fresh account set up the same way; services one after another.
+    let b = World::with_services(opts(), BENCH_SERVICES).await;
+    run_task_timing(&b).await;
+    let services: Vec<String> = BENCH_SERVICES
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{}",
+                s.name,
+                if s.kind == "rolling" {
+                    "rolling"
+                } else {
+                    "blue_green"
+                }
+            )
+        })
+        .collect();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bench/aws-cli-release.sh");
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.arg(&script)
+        .env("CLUSTER", &b.cluster)
+        .env("SERVICES", services.join(" "))
+        .env("NEW_SHA", NEW_SHA)
+        .env("REPO", "platform")
+        .env("IMAGE", format!("{}:{NEW_SHA}", b.repo_uri))
+        .env("SMOKE_URL", &target.url)
+        .env("TOKEN", TOKEN)
+        .env("LOCK_TABLE", "locks")
+        .env("AUDIT_TABLE", "releases")
+        .env("ENV_NAME", "test");
+    for (k, v) in b.aws.env() {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let script_out = cmd.output().await.expect("bash");
+    let script_total = started.elapsed().as_secs_f64();
+    assert!(
+        script_out.status.success(),
+        "baseline script failed: {}",
+        String::from_utf8_lossy(&script_out.stderr)
+    );
+    b.assert_all_on(NEW_SHA).await;
+    let script_configured = RUN_TASK + 5.0 * ROLLING_STAGES * STAGE + BG_STAGES * STAGE;
+    let script_overhead = script_total - script_configured;
+
+    let hooks: Vec<f64> = report["hook_to_action_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_f64())
+        .collect();
+    let p50 = deployer::release::flow::median(&hooks).expect("a hook was acted on");
+    let ratio = script_overhead / deployer_overhead.max(0.001);
+    eprintln!(
+        "BENCH 6 services: deployer total {deployer_total:.2}s (configured {deployer_configured:.2}s, overhead {deployer_overhead:.2}s, {} polls); \
+         aws-cli script total {script_total:.2}s (configured {script_configured:.2}s, overhead {script_overhead:.2}s); \
+         overhead ratio {ratio:.1}x; hook-to-action p50 {p50:.0} ms (detect p50 {:.0} ms)",
+        report["polls"],
+        deployer::release::flow::median(
+            &report["hook_detect_ms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|v| v.as_f64())
+                .collect::<Vec<_>>()
+        )
+        .unwrap_or_default()
+    );
+    assert!(
+        ratio >= 20.0,
+        "overhead ratio {ratio:.1}x is below the 20x target"
+    );
+    assert!(p50 <= 1000.0, "hook-to-action p50 {p50:.0} ms is above 1 s");
+}
