@@ -510,6 +510,47 @@ mod tests {
     }
 
     #[test]
+    fn every_repository_template_renders_a_valid_fargate_definition() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/task-definitions");
+        let r = Renderer::new(&dir).unwrap();
+        let out = |name: &str| json!({"value": format!("arn:aws:iam::123456789012:role/{name}")});
+        let vars = json!({
+            "project": "agentic", "environment": "staging", "region": "eu-west-1",
+            "service": "x", "git_sha": "abc1234", "version": "1.0.0", "image": "repo@sha256:00",
+            "log_level": "info", "redis_prefix": "",
+            "orchestrator_cpu": "1024", "orchestrator_memory": "2048", "agent_cpu": "512",
+            "agent_memory": "1024", "e2e_agent_memory": "2048", "migration_cpu": "512",
+            "migration_memory": "1024",
+            "secrets": {"database_url": "arn:db", "redis_url": "arn:redis", "api_token": "arn:token"},
+            "tf_outputs": {
+                "task_execution_role_arn": out("exec"), "orchestrator_task_role_arn": out("o"),
+                "agent_task_role_arn": out("a"), "migrate_task_role_arn": out("m"),
+                "log_group_name": {"value": "/ecs/agentic-staging"}
+            }
+        });
+        let mut families = Vec::new();
+        for t in r.templates() {
+            let td = r.render(t, &vars).unwrap_or_else(|e| panic!("{t}: {e}"));
+            families.push(td["family"].as_str().unwrap().to_string());
+            assert_eq!(td["requiresCompatibilities"], json!(["FARGATE"]));
+        }
+        families.sort();
+        let want: Vec<String> = [
+            "agent-deployment",
+            "agent-e2e",
+            "agent-integration",
+            "agent-scaffold",
+            "agent-validation",
+            "migrate",
+            "orchestrator",
+        ]
+        .iter()
+        .map(|s| format!("agentic-staging-{s}"))
+        .collect();
+        assert_eq!(families, want);
+    }
+
+    #[test]
     fn syntax_errors_name_the_line() {
         let d = dir(&[("svc.json.hbs", "{\n\n {{#if x}} \n")]);
         let msg = render_task_definition(d.path(), "svc", &json!({}))
