@@ -10,7 +10,8 @@
 //!
 //! Helpers:
 //! - `env "NAME" ["default"]`: a process environment variable, the default (or "") when unset;
-//! - `must_env "NAME"`: the same, but an unset or empty variable is an error naming it;
+//! - `must_env "NAME"`: the same, but an unset or empty variable is an error naming it; both
+//!   refuse variables listed in `vars.secret_env` (the config's secret-bearing variables);
 //! - `tf_output "name"`: `vars.tf_outputs.<name>.value` (a `terraform output -json` document that
 //!   the CLI loads from the environment's `tf_output` file into the variables);
 //! - `image`: the release's image URI (`vars.image`), an error when there is none;
@@ -286,11 +287,23 @@ impl HelperDef for EnvHelper {
         &self,
         h: &Helper<'rc>,
         _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
+        ctx: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, handlebars::RenderError> {
         let helper = if self.required { "must_env" } else { "env" };
         let name = str_param(h, 0, helper, "the variable name")?;
+        // Variables the config declares as holding secrets never go into a task definition
+        // (it is printed by `render` and stored in plain text by ECS).
+        let secret = ctx
+            .data()
+            .get("secret_env")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(name)));
+        if secret {
+            return Err(fail(format!(
+                "environment variable `{name}` holds a secret; a task definition must not contain it (reference the secret with secret_arn)"
+            )));
+        }
         match std::env::var(name) {
             Ok(v) if !v.is_empty() => Ok(ScopedJson::Derived(Value::String(v))),
             _ if self.required => Err(fail(format!(

@@ -3,7 +3,8 @@
 //! Lowest first: `[project.vars]`, `[environments.X.vars]`, the service's `vars`, then the
 //! built-ins (which always win): `project`, `environment`, `region`, `cluster`, `account_id`, `service`,
 //! `desired_count`, `agent_kind`, `container_name`, `container_port`, `git_sha`, `version`,
-//! `image`, `secrets` (name → ARN), `tf_outputs` and `tf_output_file`.
+//! `image`, `secrets` (name → ARN), `secret_env` (variables holding secrets), `tf_outputs` and
+//! `tf_output_file`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -146,6 +147,16 @@ pub fn for_service(
     if let Some(i) = &release.image {
         m.insert("image".into(), s(i));
     }
+    // Names of variables holding secrets: the `env` helpers refuse them.
+    let secret_env: Vec<Value> = [
+        env.api_token_env.as_deref(),
+        env.notifications.webhook_url_env.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(s)
+    .collect();
+    m.insert("secret_env".into(), Value::Array(secret_env));
     let secrets: Map<String, Value> = env.secrets.iter().map(|(k, v)| (k.clone(), s(v))).collect();
     m.insert("secrets".into(), Value::Object(secrets));
     if let Some((path, outputs)) = tf {

@@ -429,6 +429,19 @@ async fn template_errors_name_template_line_and_cause_without_touching_aws() -> 
     let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 
+    // A secret-bearing variable cannot be put into a task definition.
+    std::fs::write(
+        t.path().join("app.json.hbs"),
+        FARGATE_OK.replace("APP_TEST_REQUIRED", "PLATFORM_API_TOKEN"),
+    )?;
+    let o = deployer(Some(&aws), p.path(), &render, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("environment variable `PLATFORM_API_TOKEN` holds a secret"),
+        "{}",
+        stderr(&o)
+    );
+
     // Syntax error.
     std::fs::write(
         t.path().join("app.json.hbs"),
