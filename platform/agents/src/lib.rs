@@ -32,6 +32,8 @@ pub struct AgentConfig {
     pub stop_timeout: Duration,
     /// Skip stage work (benchmarks of the bus and the state machine).
     pub noop: bool,
+    /// In no-op mode, pretend each task takes this long (recovery measurements).
+    pub noop_delay: Duration,
     pub work: work::WorkConfig,
 }
 
@@ -60,6 +62,7 @@ impl AgentConfig {
                 30_000u64,
             )?),
             noop: std::env::var("PLATFORM_NOOP_WORK").is_ok_and(|v| v == "1" || v == "true"),
+            noop_delay: Duration::from_millis(env_parse("PLATFORM_NOOP_DELAY_MS", 0u64)?),
             work: work::WorkConfig {
                 templates_dir,
                 artifact_max_bytes: env_parse(
@@ -277,6 +280,9 @@ async fn handle(agent: &Arc<Agent>, d: Delivery, shutdown: &CancellationToken) {
         let env = env.clone();
         tokio::spawn(async move {
             if agent.cfg.noop {
+                if !agent.cfg.noop_delay.is_zero() {
+                    tokio::time::sleep(agent.cfg.noop_delay).await;
+                }
                 return Ok(serde_json::json!({"noop": true}));
             }
             work::run(&agent.cfg.work, &agent.store, &env).await

@@ -1,1 +1,347 @@
-fn main() {}
+//! `platform-bench`: end-to-end throughput, stage pickup latency and dead-agent recovery of the
+//! platform with no-op stage work, against the local Postgres and Redis (`scripts/env up`).
+//!
+//! It starts its own orchestrator and agents (the `platform` binary next to this one) on a fresh
+//! database and a fresh Redis key prefix, so it never touches other data.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+/// Measures workflows/s, pickup latency p50/p99 and dead-agent recovery time.
+#[derive(Parser)]
+#[command(name = "platform-bench")]
+struct Args {
+    /// Workflows for the throughput phase.
+    #[arg(long, default_value_t = 2000)]
+    workflows: usize,
+    /// Concurrent API clients creating workflows.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Workflows run one at a time for the latency phase.
+    #[arg(long, default_value_t = 200)]
+    latency_workflows: usize,
+    /// Agents per kind.
+    #[arg(long, default_value_t = 1)]
+    agents_per_kind: usize,
+    /// Visibility timeout for the recovery phase (ms).
+    #[arg(long, default_value_t = 3000)]
+    visibility_timeout_ms: u64,
+}
+
+const TOKEN: &str = "bench-token-0123456789";
+const KINDS: [&str; 5] = ["scaffold", "validation", "e2e", "integration", "deployment"];
+
+struct Procs(Vec<(String, Child)>);
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+struct Env {
+    bin: PathBuf,
+    db_url: String,
+    redis_url: String,
+    prefix: String,
+    port: u16,
+    vt_ms: u64,
+}
+
+impl Env {
+    fn spawn(&self, args: &[&str], extra: &[(&str, &str)]) -> anyhow::Result<Child> {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env("DATABASE_URL", &self.db_url)
+            .env("REDIS_URL", &self.redis_url)
+            .env("PLATFORM_REDIS_PREFIX", &self.prefix)
+            .env("PORT", self.port.to_string())
+            .env("PLATFORM_API_TOKEN", TOKEN)
+            .env("PLATFORM_NOOP_WORK", "1")
+            .env("PLATFORM_VISIBILITY_TIMEOUT_MS", self.vt_ms.to_string())
+            .env("PLATFORM_HEARTBEAT_INTERVAL_MS", "500")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.spawn()
+            .with_context(|| format!("starting {} {args:?}", self.bin.display()))
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let admin = std::env::var("DATABASE_URL")
+        .context("DATABASE_URL (run `eval \"$(scripts/env print)\"`)")?;
+    let redis_url = std::env::var("REDIS_URL").context("REDIS_URL")?;
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
+    let db = format!("bench_{suffix}");
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .context("connecting to Postgres")?;
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut conn)
+        .await?;
+    let db_url = format!(
+        "{}/{db}",
+        admin
+            .rsplit_once('/')
+            .context("DATABASE_URL has no database")?
+            .0
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let env = Env {
+        bin: std::env::current_exe()?.with_file_name("platform"),
+        db_url: db_url.clone(),
+        redis_url,
+        prefix: format!("bench{suffix}"),
+        port,
+        vt_ms: args.visibility_timeout_ms,
+    };
+    let mut procs = Procs(Vec::new());
+    procs
+        .0
+        .push(("orchestrator".into(), env.spawn(&["orchestrator"], &[])?));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        if Instant::now() > deadline {
+            bail!("the orchestrator did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for k in KINDS {
+        for i in 0..args.agents_per_kind {
+            procs.0.push((
+                format!("{k}-{i}"),
+                env.spawn(
+                    &["agent", "--kind", k],
+                    &[("PLATFORM_INSTANCE_ID", &format!("{k}-{i}"))],
+                )?,
+            ));
+        }
+    }
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&db_url)
+        .await?;
+    let create = |name: String| {
+        let http = http.clone();
+        let url = format!("{base}/api/v1/workflows");
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(TOKEN)
+                .json(&json!({"name": name, "type": "app"}))
+                .send()
+                .await?;
+            if r.status().as_u16() != 201 {
+                bail!("create answered {}", r.status());
+            }
+            let v: Value = r.json().await?;
+            Ok::<_, anyhow::Error>(v["id"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let count_done = |pool: sqlx::PgPool| async move {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM workflows WHERE state IN ('completed','failed','cancelled')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        Ok::<_, anyhow::Error>(n)
+    };
+    // Warm-up: every agent connected and groups created.
+    let id = create("warmup".into()).await?;
+    wait_done(&pool, &id, Duration::from_secs(30)).await?;
+
+    // ---- latency: one workflow at a time, no queueing
+    for i in 0..args.latency_workflows {
+        let id = create(format!("lat-{i}")).await?;
+        wait_done(&pool, &id, Duration::from_secs(30)).await?;
+    }
+    let lat: Vec<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM (picked_up_at - created_at))::float8 * 1000 FROM tasks
+         WHERE workflow_id IN (SELECT id FROM workflows WHERE name LIKE 'lat-%') AND picked_up_at IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await?;
+    let mut lat = lat;
+    lat.sort_by(|a, b| a.total_cmp(b));
+
+    // ---- throughput
+    let before = count_done(pool.clone()).await?;
+    let started = Instant::now();
+    let ids = futures_lite(args.workflows, args.concurrency, |i| {
+        create(format!("tp-{i}"))
+    })
+    .await?;
+    let created_in = started.elapsed();
+    let target = before + ids.len() as i64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while count_done(pool.clone()).await? < target {
+        if Instant::now() > deadline {
+            bail!("throughput phase did not finish in 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    let failed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM workflows WHERE state <> 'completed'")
+            .fetch_one(&pool)
+            .await?;
+    let tp_lat: Vec<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM (picked_up_at - created_at))::float8 * 1000 FROM tasks
+         WHERE workflow_id IN (SELECT id FROM workflows WHERE name LIKE 'tp-%') AND picked_up_at IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await?;
+    let mut tp_lat = tp_lat;
+    tp_lat.sort_by(|a, b| a.total_cmp(b));
+
+    // ---- dead-agent recovery: a stuck e2e agent holds a task and is SIGKILLed
+    for (name, c) in &mut procs.0 {
+        if name.starts_with("e2e-") {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+    procs.0.retain(|(n, _)| !n.starts_with("e2e-"));
+    let victim = env.spawn(
+        &["agent", "--kind", "e2e"],
+        &[
+            ("PLATFORM_INSTANCE_ID", "e2e-victim"),
+            ("PLATFORM_NOOP_DELAY_MS", "600000"),
+        ],
+    )?;
+    procs.0.push(("victim".into(), victim));
+    let id = create("recovery".into()).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: Value = http
+            .get(format!("{base}/api/v1/agents"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if v["agents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["id"] == "e2e-victim" && a["in_flight_task"].is_string())
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the victim agent never took the task");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    procs.0.push((
+        "rescuer".into(),
+        env.spawn(
+            &["agent", "--kind", "e2e"],
+            &[("PLATFORM_INSTANCE_ID", "e2e-rescuer")],
+        )?,
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the rescuer connect first
+    let (_, victim) = procs
+        .0
+        .iter_mut()
+        .find(|(n, _)| n == "victim")
+        .context("victim")?;
+    victim.kill()?;
+    let killed = Instant::now();
+    wait_done(&pool, &id, Duration::from_secs(120)).await?;
+    let recovery = killed.elapsed();
+
+    let report = json!({
+        "workflows": ids.len(),
+        "agents_per_kind": args.agents_per_kind,
+        "concurrency": args.concurrency,
+        "throughput_workflows_per_s": (ids.len() as f64 / elapsed.as_secs_f64() * 10.0).round() / 10.0,
+        "throughput_elapsed_s": elapsed.as_secs_f64(),
+        "api_create_phase_s": created_in.as_secs_f64(),
+        "not_completed": failed,
+        "pickup_ms_idle": {"samples": lat.len(), "p50": percentile(&lat, 0.5), "p99": percentile(&lat, 0.99), "max": lat.last()},
+        "pickup_ms_under_load": {"samples": tp_lat.len(), "p50": percentile(&tp_lat, 0.5), "p99": percentile(&tp_lat, 0.99)},
+        "visibility_timeout_ms": args.visibility_timeout_ms,
+        "dead_agent_recovery_s": recovery.as_secs_f64(),
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    drop(procs);
+    Ok(())
+}
+
+async fn wait_done(pool: &sqlx::PgPool, id: &str, timeout: Duration) -> anyhow::Result<()> {
+    let id = uuid::Uuid::parse_str(id)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s: String = sqlx::query_scalar("SELECT state FROM workflows WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
+        match s.as_str() {
+            "completed" => return Ok(()),
+            "failed" | "cancelled" => bail!("workflow {id} ended {s}"),
+            _ if Instant::now() > deadline => bail!("workflow {id} still {s} after {timeout:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+}
+
+/// Runs `n` futures made by `f`, at most `limit` at a time.
+async fn futures_lite<F, Fut>(n: usize, limit: usize, f: F) -> anyhow::Result<Vec<String>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>> + Send + 'static,
+{
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = sem.clone().acquire_owned().await?;
+        let fut = f(i);
+        handles.push(tokio::spawn(async move {
+            let r = fut.await;
+            drop(permit);
+            r
+        }));
+    }
+    let mut out = Vec::with_capacity(n);
+    for h in handles {
+        out.push(h.await??);
+    }
+    Ok(out)
+}

@@ -328,7 +328,7 @@ async fn create_workflow(
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| Uuid::new_v4().to_string());
-    let wf = state
+    let (wf, queued) = state
         .store
         .create_workflow(NewWorkflow {
             name: b.name,
@@ -339,7 +339,9 @@ async fn create_workflow(
             correlation_id,
         })
         .await?;
-    state.dispatch.notify_one();
+    if let Some(q) = queued {
+        state.dispatch_now(q).await;
+    }
     tracing::info!(workflow_id = %wf.id, correlation_id = %wf.correlation_id, "workflow created");
     let location = format!("/api/v1/workflows/{}", wf.id);
     let mut r = (StatusCode::CREATED, Json(wf)).into_response();

@@ -13,8 +13,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 
-pub fn spawn(state: Arc<AppState>, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
+/// Outbox rows younger than this belong to the fast path of the process that committed them.
+const FAST_PATH_GRACE: Duration = Duration::from_secs(2);
+
+pub fn spawn(
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+    published: tokio::sync::mpsc::UnboundedReceiver<i64>,
+) -> Vec<JoinHandle<()>> {
     vec![
+        tokio::spawn(delete_published(state.clone(), published)),
         tokio::spawn(relay(state.clone(), shutdown.clone())),
         tokio::spawn(results(state.clone(), shutdown.clone())),
         tokio::spawn(sweeper(state, shutdown)),
@@ -53,7 +61,7 @@ async fn relay_once(state: &AppState) -> anyhow::Result<usize> {
     let bus = &state.bus;
     let n = state
         .store
-        .drain_outbox(500, |rows| async move {
+        .drain_outbox(500, FAST_PATH_GRACE, |rows| async move {
             let now = Utc::now();
             let envs: Vec<TaskEnvelope> = rows
                 .into_iter()
@@ -152,7 +160,10 @@ async fn handle_result(state: &AppState, d: Delivery) -> Option<String> {
         }
     };
     match state.store.apply_result(&r).await {
-        Ok(Applied::Advanced { to }) => {
+        Ok(Applied::Advanced { to, queued }) => {
+            if let Some(q) = queued {
+                state.dispatch_now(q).await;
+            }
             tracing::info!(
                 workflow_id = %r.workflow_id,
                 task_id = %r.task_id,
@@ -187,6 +198,18 @@ async fn handle_result(state: &AppState, d: Delivery) -> Option<String> {
             tracing::warn!(task_id = %r.task_id, error = %e, "applying a result failed; it will be redelivered");
             None
         }
+    }
+}
+
+/// Deletes the outbox rows the fast path published, in batches. Ends when the state is dropped.
+async fn delete_published(state: Arc<AppState>, mut rx: tokio::sync::mpsc::UnboundedReceiver<i64>) {
+    let mut ids = Vec::new();
+    while rx.recv_many(&mut ids, 500).await > 0 {
+        if let Err(e) = state.store.delete_outbox(&ids).await {
+            // Left in the outbox, they are published again by the relay: harmless duplicates.
+            tracing::warn!(error = %e, count = ids.len(), "deleting published outbox rows failed");
+        }
+        ids.clear();
     }
 }
 

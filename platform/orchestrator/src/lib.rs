@@ -115,6 +115,26 @@ pub struct AppState {
     /// Wakes the outbox relay right after a commit that queued a task.
     pub dispatch: Notify,
     pub metrics: metrics::Metrics,
+    /// Outbox rows published by the fast path, deleted in batches by a background loop.
+    pub published: tokio::sync::mpsc::UnboundedSender<i64>,
+}
+
+impl AppState {
+    /// Fast path: publishes an envelope right after its commit. When Redis refuses, the row
+    /// stays in the outbox and the relay publishes it.
+    pub async fn dispatch_now(&self, q: platform_store::Queued) {
+        let mut env = q.envelope;
+        env.dispatched_at = Some(chrono::Utc::now());
+        match self.bus.publish_tasks(std::slice::from_ref(&env)).await {
+            Ok(()) => {
+                self.metrics.dispatched.inc();
+                let _ = self.published.send(q.outbox_id);
+            }
+            Err(e) => {
+                tracing::warn!(task_id = %env.task_id, error = %e, "publishing a task failed; the outbox relay will retry");
+            }
+        }
+    }
 }
 
 /// Runs the orchestrator until `shutdown` fires.
@@ -130,12 +150,14 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     bus.ensure_groups()
         .await
         .context("creating consumer groups")?;
+    let (published, published_rx) = tokio::sync::mpsc::unbounded_channel();
     let state = Arc::new(AppState {
         cfg,
         store,
         bus,
         dispatch: Notify::new(),
         metrics: metrics::Metrics::default(),
+        published,
     });
     let addr = SocketAddr::from(([0, 0, 0, 0], state.cfg.port));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -148,7 +170,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         git_sha = %state.cfg.git_sha,
         "orchestrator listening"
     );
-    let loops = driver::spawn(state.clone(), shutdown.clone());
+    let loops = driver::spawn(state.clone(), shutdown.clone(), published_rx);
     let app = api::router(state.clone());
     let s = shutdown.clone();
     axum::serve(listener, app)

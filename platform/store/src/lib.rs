@@ -124,9 +124,20 @@ pub struct ListFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
     /// The workflow moved to `to`; the next stage's task (if any) is in the outbox.
-    Advanced { to: WorkflowState },
+    Advanced {
+        to: WorkflowState,
+        queued: Option<Queued>,
+    },
     /// Nothing changed: a duplicate, a late result for a finished or cancelled workflow.
     Ignored { why: String },
+}
+
+/// An envelope committed to the outbox, for the caller to publish at once (fast path); the
+/// relay publishes it later if the caller could not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    pub outbox_id: i64,
+    pub envelope: TaskEnvelope,
 }
 
 /// A row of the outbox.
@@ -185,7 +196,7 @@ impl Store {
 
     /// Creates a workflow and starts its first stage: `initiated` → `scaffolding`, with the
     /// scaffold task in the outbox — one transaction.
-    pub async fn create_workflow(&self, new: NewWorkflow) -> Result<WorkflowRow> {
+    pub async fn create_workflow(&self, new: NewWorkflow) -> Result<(WorkflowRow, Option<Queued>)> {
         let id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -211,9 +222,9 @@ impl Store {
         )
         .await?;
         let wf = fetch_for_update(&mut tx, id).await?;
-        let wf = advance(&mut tx, wf, WorkflowState::Scaffolding, json!({})).await?;
+        let (wf, queued) = advance(&mut tx, wf, WorkflowState::Scaffolding, json!({})).await?;
         tx.commit().await?;
-        Ok(wf)
+        Ok((wf, queued))
     }
 
     /// Applies an agent's result exactly once. Duplicates, results for tasks that are no longer
@@ -310,9 +321,9 @@ impl Store {
                 .await?;
         }
         let data = json!({"task_id": r.task_id, "agent_id": r.agent_id, "reason": reason});
-        advance(&mut tx, wf, to, data).await?;
+        let (_, queued) = advance(&mut tx, wf, to, data).await?;
         tx.commit().await?;
-        Ok(Applied::Advanced { to })
+        Ok(Applied::Advanced { to, queued })
     }
 
     /// Cancels a running workflow; its open task is marked cancelled so a late result is ignored.
@@ -334,7 +345,7 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        let wf = advance(
+        let (wf, _) = advance(
             &mut tx,
             wf,
             WorkflowState::Cancelled,
@@ -387,16 +398,26 @@ impl Store {
     /// Publishes outbox rows through `publish` and deletes those it accepted. Rows are locked
     /// (SKIP LOCKED) so two orchestrators never publish the same row at once; a crash after
     /// publishing but before the delete publishes again, which consumers tolerate.
-    pub async fn drain_outbox<F, Fut, E>(&self, limit: i64, publish: F) -> Result<Result<usize, E>>
+    ///
+    /// Only rows older than `min_age` are taken: younger ones are being published by the
+    /// process that committed them (fast path).
+    pub async fn drain_outbox<F, Fut, E>(
+        &self,
+        limit: i64,
+        min_age: Duration,
+        publish: F,
+    ) -> Result<Result<usize, E>>
     where
         F: FnOnce(Vec<OutboxRow>) -> Fut,
         Fut: std::future::Future<Output = Result<(), E>>,
     {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, stage, envelope FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "SELECT id, stage, envelope FROM outbox WHERE created_at <= now() - make_interval(secs => $2)
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(limit)
+        .bind(min_age.as_secs_f64())
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
@@ -413,6 +434,15 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(Ok(n))
+    }
+
+    /// Deletes outbox rows published by the fast path.
+    pub async fn delete_outbox(&self, ids: &[i64]) -> Result<()> {
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Safety net for a dispatch lost inside Redis (e.g. the last second of AOF after a crash):
@@ -600,7 +630,7 @@ async fn advance(
     mut wf: WorkflowRow,
     to: WorkflowState,
     data: Value,
-) -> Result<WorkflowRow> {
+) -> Result<(WorkflowRow, Option<Queued>)> {
     let from = wf.state()?;
     from.transition(to)?;
     let stage = to.stage();
@@ -626,9 +656,10 @@ async fn advance(
         .bind(stage.as_str())
         .execute(&mut **tx)
         .await?;
-        enqueue(tx, &wf, task_id, stage, 1).await?;
+        let queued = enqueue(tx, &wf, task_id, stage, 1).await?;
+        return Ok((wf, Some(queued)));
     }
-    Ok(wf)
+    Ok((wf, None))
 }
 
 /// The envelope for `stage` of `wf`, written to the outbox.
@@ -638,7 +669,7 @@ async fn enqueue(
     task_id: Uuid,
     stage: Stage,
     attempt: u32,
-) -> Result<()> {
+) -> Result<Queued> {
     let env = TaskEnvelope {
         schema_version: ENVELOPE_SCHEMA_VERSION,
         task_id,
@@ -658,10 +689,14 @@ async fn enqueue(
         dispatched_at: None,
     };
     let v = serde_json::to_value(&env).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    sqlx::query("INSERT INTO outbox (stage, envelope) VALUES ($1, $2)")
-        .bind(stage.as_str())
-        .bind(v)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    let outbox_id: i64 =
+        sqlx::query_scalar("INSERT INTO outbox (stage, envelope) VALUES ($1, $2) RETURNING id")
+            .bind(stage.as_str())
+            .bind(v)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(Queued {
+        outbox_id,
+        envelope: env,
+    })
 }

@@ -28,7 +28,7 @@ fn new_wf() -> NewWorkflow {
 
 async fn take_outbox(s: &Store) -> anyhow::Result<Vec<TaskEnvelope>> {
     let mut out = Vec::new();
-    s.drain_outbox(100, |rows| {
+    s.drain_outbox(100, std::time::Duration::ZERO, |rows| {
         for r in rows {
             out.push(serde_json::from_value(r.envelope).unwrap());
         }
@@ -57,7 +57,7 @@ fn result(env: &TaskEnvelope, outcome: TaskOutcome) -> TaskResult {
 #[tokio::test]
 async fn a_workflow_walks_all_stages_once_and_duplicates_change_nothing() -> anyhow::Result<()> {
     let s = store().await?;
-    let wf = s.create_workflow(new_wf()).await?;
+    let (wf, _) = s.create_workflow(new_wf()).await?;
     assert_eq!(wf.state, "scaffolding");
     for stage in Stage::ALL {
         let envs = take_outbox(&s).await?;
@@ -103,7 +103,7 @@ async fn a_workflow_walks_all_stages_once_and_duplicates_change_nothing() -> any
 #[tokio::test]
 async fn cancel_ignores_late_results_and_refuses_twice() -> anyhow::Result<()> {
     let s = store().await?;
-    let wf = s.create_workflow(new_wf()).await?;
+    let (wf, _) = s.create_workflow(new_wf()).await?;
     let envs = take_outbox(&s).await?;
     s.cancel(wf.id, "user").await?;
     let late = result(&envs[0], TaskOutcome::Succeeded { output: json!({}) });
@@ -122,7 +122,7 @@ async fn cancel_ignores_late_results_and_refuses_twice() -> anyhow::Result<()> {
 #[tokio::test]
 async fn failure_and_dead_letter_fail_the_workflow_with_the_reason() -> anyhow::Result<()> {
     let s = store().await?;
-    let wf = s.create_workflow(new_wf()).await?;
+    let (wf, _) = s.create_workflow(new_wf()).await?;
     let envs = take_outbox(&s).await?;
     let r = result(
         &envs[0],
@@ -145,7 +145,7 @@ async fn failure_and_dead_letter_fail_the_workflow_with_the_reason() -> anyhow::
 #[tokio::test]
 async fn stale_tasks_are_redispatched_then_failed() -> anyhow::Result<()> {
     let s = store().await?;
-    let wf = s.create_workflow(new_wf()).await?;
+    let (wf, _) = s.create_workflow(new_wf()).await?;
     take_outbox(&s).await?;
     let zero = std::time::Duration::ZERO;
     assert_eq!(s.redispatch_stale(zero, 2).await?, 1);
