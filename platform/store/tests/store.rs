@@ -2,8 +2,7 @@
 
 use chrono::Utc;
 use platform_core::{
-    RESULT_SCHEMA_VERSION, Stage, TaskEnvelope, TaskOutcome, TaskResult, WorkflowState,
-    WorkflowType,
+    RESULT_SCHEMA_VERSION, Stage, TaskEnvelope, TaskOutcome, TaskResult, WorkflowType,
 };
 use platform_store::{Applied, NewWorkflow, Store};
 use serde_json::json;
