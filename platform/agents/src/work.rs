@@ -182,6 +182,17 @@ fn render_template(dir: &Path, payload: &Value, workflow_id: Uuid) -> WResult<(V
         add(&out_path, &data, mode).map_err(transient)?;
     }
     add(".platform/template.toml", manifest_text.as_bytes(), 0o644).map_err(transient)?;
+    // The app's task-definition template travels verbatim for the deployment agent.
+    let deploy_dir = dir.join("deploy");
+    if deploy_dir.is_dir() {
+        let mut deploy = Vec::new();
+        collect_files(&deploy_dir, &deploy_dir, &mut deploy)
+            .map_err(|e| failed(format!("reading {}: {e}", deploy_dir.display())))?;
+        for rel in deploy {
+            let data = std::fs::read(deploy_dir.join(&rel)).map_err(transient)?;
+            add(&format!(".platform/deploy/{rel}"), &data, 0o644).map_err(transient)?;
+        }
+    }
     let gz = tar.into_inner().map_err(transient)?;
     let bytes = gz.finish().map_err(transient)?;
     Ok((bytes, entries.len()))
@@ -610,7 +621,7 @@ const TASK_DEFINITION: &str = r#"{
 }"#;
 
 async fn deployment(cfg: &WorkConfig, store: &Store, env: &TaskEnvelope) -> WResult<Value> {
-    let (_dir, manifest) = checkout(cfg, store, env).await?;
+    let (dir, manifest) = checkout(cfg, store, env).await?;
     let name = payload_str(env, "name")?;
     let commit = env.workflow_context["integration"]["commit"]
         .as_str()
@@ -624,14 +635,24 @@ async fn deployment(cfg: &WorkConfig, store: &Store, env: &TaskEnvelope) -> WRes
         "commit": commit,
         "workflow_id": env.workflow_id,
     });
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(true);
-    hb.register_escape_fn(handlebars::no_escape);
-    let text = hb
-        .render_template(TASK_DEFINITION, &vars)
-        .map_err(|e| failed(format!("rendering the task definition: {e}")))?;
-    let td: Value = serde_json::from_str(&text)
-        .map_err(|e| failed(format!("rendered task definition is not JSON: {e}")))?;
+    let deploy_dir = dir.path().join(".platform/deploy");
+    let (td, rendered_by) = if deploy_dir.join("app.json.hbs").is_file() {
+        // The deployer library renders and validates against the RegisterTaskDefinition shape.
+        let td = deployer::render::render_task_definition(&deploy_dir, "app", &vars)
+            .map_err(|e| failed(format!("rendering the task definition: {e}")))?;
+        (td, "deployer")
+    } else {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(handlebars::no_escape);
+        let text = hb
+            .render_template(TASK_DEFINITION, &vars)
+            .map_err(|e| failed(format!("rendering the task definition: {e}")))?;
+        let td: Value = serde_json::from_str(&text)
+            .map_err(|e| failed(format!("rendered task definition is not JSON: {e}")))?;
+        (td, "builtin")
+    };
+    let text = td.to_string();
     for field in ["family", "containerDefinitions"] {
         if td.get(field).is_none() {
             return Err(failed(format!("rendered task definition lacks {field}")));
@@ -648,5 +669,7 @@ async fn deployment(cfg: &WorkConfig, store: &Store, env: &TaskEnvelope) -> WRes
         )
         .await
         .map_err(transient)?;
-    Ok(json!({"mode": "render-only", "artifact_id": id, "task_definition": td}))
+    Ok(
+        json!({"mode": "render-only", "rendered_by": rendered_by, "artifact_id": id, "task_definition": td}),
+    )
 }

@@ -319,6 +319,7 @@ async fn workflow_completes_through_five_agent_processes_with_events_in_order() 
         .args(["rev-parse", &format!("workflow/{id}")])
         .output()?;
     assert_eq!(String::from_utf8_lossy(&branch.stdout).trim(), commit);
+    assert_eq!(w["context"]["deployment"]["rendered_by"], "deployer");
     let td = &w["context"]["deployment"]["task_definition"];
     assert_eq!(td["family"], "app-shop");
     assert_eq!(
