@@ -39,7 +39,9 @@ for entry in $SERVICES; do
     dc='{"strategy":"ROLLING","deploymentCircuitBreaker":{"enable":true,"rollback":true},"minimumHealthyPercent":100,"maximumPercent":200}'
   fi
   "${A[@]}" ecs update-service --cluster "$CLUSTER" --service "$svc" --task-definition "$td" --deployment-configuration "$dc" >/dev/null
-  arn=$("${A[@]}" ecs list-service-deployments --cluster "$CLUSTER" --service "$svc" --status PENDING IN_PROGRESS --query 'serviceDeployments[0].serviceDeploymentArn')
+  # Newest first; a fast rolling deployment may already be SUCCESSFUL, so no status filter.
+  arn=$("${A[@]}" ecs list-service-deployments --cluster "$CLUSTER" --service "$svc" --query 'serviceDeployments[0].serviceDeploymentArn')
+  [[ $arn == arn:* ]] || { echo "no service deployment for $svc" >&2; exit 1; }
   while :; do
     read -r status hook hookstatus < <("${A[@]}" ecs describe-service-deployments --service-deployment-arns "$arn" \
       --query 'serviceDeployments[0].[status, lifecycleHookDetails[-1].hookId, lifecycleHookDetails[-1].status]')
