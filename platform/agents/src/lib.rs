@@ -225,6 +225,14 @@ async fn consume(agent: Arc<Agent>, shutdown: CancellationToken) -> anyhow::Resu
     }
 }
 
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn handle(agent: &Arc<Agent>, d: Delivery, shutdown: &CancellationToken) {
     let kind = agent.cfg.kind;
     let max = agent.cfg.bus.max_deliveries;
@@ -275,6 +283,21 @@ async fn handle(agent: &Arc<Agent>, d: Delivery, shutdown: &CancellationToken) {
         correlation_id = %env.correlation_id, attempt = env.attempt, delivery = d.deliveries);
     let _enter = span.enter();
     agent.set_in_flight(Some(env.task_id.to_string()));
+    // While the work runs, keep the entry ours: long stages must not be claimed by another
+    // agent as long as this one is alive. Dropping the guard stops it on every return path.
+    let _keepalive = {
+        let agent = agent.clone();
+        let id = d.id.clone();
+        let every = (agent.cfg.bus.visibility_timeout / 3).max(Duration::from_millis(20));
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = agent.bus.touch_task(kind, &agent.cfg.id, &id).await {
+                    tracing::warn!(error = %e, "refreshing the claim on the in-flight task failed");
+                }
+            }
+        }))
+    };
     let work = {
         let agent = agent.clone();
         let env = env.clone();

@@ -289,6 +289,22 @@ impl Bus {
         Ok(())
     }
 
+    /// Resets the idle time of a task this consumer is still working on, so no other consumer
+    /// claims it while its owner is alive (XCLAIM JUSTID does not count a delivery).
+    pub async fn touch_task(&self, kind: Stage, consumer: &str, id: &str) -> Result<(), BusError> {
+        let mut c = self.cmd.clone();
+        let _: RValue = redis::cmd("XCLAIM")
+            .arg(self.task_stream(kind))
+            .arg(Self::group(kind))
+            .arg(consumer)
+            .arg(0)
+            .arg(id)
+            .arg("JUSTID")
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
     /// Moves a task to the dead-letter stream (atomically with its acknowledgement).
     pub async fn dead_letter_task(
         &self,

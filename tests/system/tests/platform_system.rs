@@ -966,3 +966,26 @@ async fn version_healthcheck_and_fault_injection() -> anyhow::Result<()> {
     assert!(err.contains("PLATFORM_API_TOKEN"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_task_longer_than_the_visibility_timeout_is_not_taken_from_a_live_agent()
+-> anyhow::Result<()> {
+    let mut p = Platform::new(&[]).await?;
+    p.start_orchestrator().await?;
+    p.start_all_agents()?;
+    p.start_agent("e2e", "e2e-2", &[])?;
+    // slow-web's tests take 4 s; the visibility timeout is 1 s.
+    let id = p.create("long", "slow-web").await?;
+    p.wait_state(&id, "completed", Duration::from_secs(60))
+        .await?;
+    let m = p.http.get(p.url("/metrics")).send().await?.text().await?;
+    assert!(
+        m.contains("platform_results_total{outcome=\"succeeded\"} 5"),
+        "{m}"
+    );
+    assert!(
+        m.contains("platform_results_total{outcome=\"ignored\"} 0"),
+        "a second agent ran the task too:\n{m}"
+    );
+    Ok(())
+}
