@@ -195,3 +195,35 @@ async fn rollback_after_success_to_previous_and_to_a_named_sha() {
     assert_eq!(h[0]["git_sha"], shas[0]);
     assert!(w.lock_is_free().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_paused_rolls_back_and_releases_the_lock() {
+    let w = World::new(slow_gate(60.0, "10m")).await;
+    let new = spawn_target(NEW_SHA, None).await;
+    let mut first = background(&w, RELEASE, &new.url, &new.url);
+    paused(&w).await;
+    let pid = first.id().expect("running");
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(60), first.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(15), "interrupted");
+    let h = w.history().await;
+    assert_eq!(h[0]["outcome"], "interrupted");
+    assert!(w.lock_is_free().await);
+    // The rollback it asked for completes: production ends on the previous revision.
+    eventually(
+        "production back on the old revision",
+        Duration::from_secs(30),
+        || async {
+            let shas = w.running_shas().await;
+            Ok(shas.iter().all(|(_, s)| s == OLD_SHA).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+}

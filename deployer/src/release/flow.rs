@@ -972,7 +972,8 @@ pub(crate) async fn deploy_service(
             ));
             continue;
         }
-        if ctx.cancelled() && our_rollback.is_none() {
+        // Reverts (ungated) run to completion even after Ctrl-C: they restore production.
+        if gated && ctx.cancelled() && our_rollback.is_none() {
             let how = ecs_deploy::roll_back_in_flight(&ctx.ecs, &view).await;
             ctx.report
                 .line(&format!("[{name}] interrupted; rolling back: {how:?}"));
@@ -983,9 +984,13 @@ pub(crate) async fn deploy_service(
                 "ROLLBACK_REQUESTED",
             );
         }
-        tokio::select! {
-            _ = tokio::time::sleep(poller.interval()) => {}
-            _ = cancel.changed() => {}
+        if ctx.cancelled() {
+            tokio::time::sleep(poller.interval()).await;
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(poller.interval()) => {}
+                _ = cancel.changed() => {}
+            }
         }
     }
 }
