@@ -227,3 +227,29 @@ async fn sigterm_while_paused_rolls_back_and_releases_the_lock() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_without_audit_records_uses_task_definition_history() {
+    let w = World::new(Options {
+        bake: "0s",
+        ..Options::default()
+    })
+    .await;
+    let new = spawn_target(NEW_SHA, None).await;
+    let out = w.run(RELEASE, &new.url, &new.url).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    w.assert_all_on(NEW_SHA).await;
+    // An empty audit table (e.g. lost or never written): fall back to the revisions in ECS.
+    let old = spawn_target(OLD_SHA, None).await;
+    let mut cmd = w.deployer(&["rollback"], &old.url, &old.url);
+    cmd.env("DEPLOYER_ENVIRONMENTS__TEST__AUDIT_TABLE", "empty-audit");
+    let out = tokio::process::Command::from(cmd).output().await.unwrap();
+    let err = stderr(&out);
+    eprintln!("{err}");
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(
+        err.contains("task-definition history"),
+        "says which source it used: {err}"
+    );
+    w.assert_all_on(OLD_SHA).await;
+}
