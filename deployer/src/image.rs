@@ -63,6 +63,69 @@ pub struct BuildOptions {
     pub verbose: bool,
 }
 
+impl BuildOptions {
+    /// Options for building `<repository>:<git sha>` from the project's settings
+    /// (`project.context`, `project.dockerfile`, `project.platform`, `project.build_args`), each
+    /// overridable; checks that the Dockerfile exists inside the context. Shared by
+    /// `deployer build` and the build stage of `deployer release`.
+    pub fn for_project(
+        cfg: &crate::config::Config,
+        repository: &str,
+        git_sha: &str,
+        platform: Option<String>,
+        context: Option<std::path::PathBuf>,
+        dockerfile: Option<std::path::PathBuf>,
+        verbose: bool,
+    ) -> Result<Self, Failure> {
+        let context = context.unwrap_or_else(|| cfg.path(&cfg.project.context));
+        let dockerfile = dockerfile.unwrap_or_else(|| cfg.path(&cfg.project.dockerfile));
+        let ctx_abs = context.canonicalize().map_err(|e| {
+            Failure::msg(
+                Code::Image,
+                format!(
+                    "build context {} is not a directory: {e}",
+                    context.display()
+                ),
+            )
+        })?;
+        let df_abs = dockerfile
+            .canonicalize()
+            .or_else(|_| ctx_abs.join(&dockerfile).canonicalize())
+            .map_err(|e| {
+                Failure::msg(
+                    Code::Image,
+                    format!("Dockerfile {} not found: {e}", dockerfile.display()),
+                )
+                .with_hint("set project.dockerfile in deployer.toml or pass --dockerfile")
+            })?;
+        let rel = df_abs.strip_prefix(&ctx_abs).map_err(|_| {
+            Failure::msg(
+                Code::Image,
+                format!(
+                    "the Dockerfile {} is outside the build context {}",
+                    df_abs.display(),
+                    ctx_abs.display()
+                ),
+            )
+        })?;
+        Ok(Self {
+            dockerfile: rel.to_string_lossy().into_owned(),
+            context: ctx_abs,
+            repository: repository.to_owned(),
+            git_sha: git_sha.to_owned(),
+            version: crate::vars::version(&cfg.root, git_sha),
+            platform: platform.unwrap_or_else(|| cfg.project.platform.clone()),
+            build_args: cfg.project.build_args.clone(),
+            source_url: std::env::var("GITHUB_SERVER_URL")
+                .ok()
+                .zip(std::env::var("GITHUB_REPOSITORY").ok())
+                .map(|(s, r)| format!("{s}/{r}")),
+            title: cfg.project.name.clone(),
+            verbose,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Built {
     /// `<repository>:<git sha>`

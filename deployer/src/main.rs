@@ -700,58 +700,17 @@ async fn cmd_build(
 ) -> CmdResult<Code> {
     let cfg = load_config(g)?;
     let sha = vars::git_sha(git_sha, &cfg.root)?;
-    let version = vars::version(&cfg.root, &sha);
-    let context = context.unwrap_or_else(|| cfg.path(&cfg.project.context));
-    let dockerfile = dockerfile.unwrap_or_else(|| cfg.path(&cfg.project.dockerfile));
-    let ctx_abs = context.canonicalize().map_err(|e| {
-        Failure::msg(
-            Code::Image,
-            format!(
-                "build context {} is not a directory: {e}",
-                context.display()
-            ),
-        )
-    })?;
-    let df_abs = dockerfile
-        .canonicalize()
-        .or_else(|_| ctx_abs.join(&dockerfile).canonicalize())
-        .map_err(|e| {
-            Failure::msg(
-                Code::Image,
-                format!("Dockerfile {} not found: {e}", dockerfile.display()),
-            )
-            .with_hint("set project.dockerfile in deployer.toml or pass --dockerfile")
-        })?;
-    let rel = df_abs.strip_prefix(&ctx_abs).map_err(|_| {
-        Failure::msg(
-            Code::Image,
-            format!(
-                "the Dockerfile {} is outside the build context {}",
-                df_abs.display(),
-                ctx_abs.display()
-            ),
-        )
-    })?;
+    let opts = image::BuildOptions::for_project(
+        &cfg,
+        &cfg.project.ecr_repository,
+        &sha,
+        platform,
+        context,
+        dockerfile,
+        g.verbose > 0,
+    )?;
     let docker = image::docker().await?;
-    let built = image::build(
-        &docker,
-        &image::BuildOptions {
-            context: ctx_abs,
-            dockerfile: rel.to_string_lossy().into_owned(),
-            repository: cfg.project.ecr_repository.clone(),
-            git_sha: sha,
-            version,
-            platform: platform.unwrap_or_else(|| cfg.project.platform.clone()),
-            build_args: cfg.project.build_args.clone(),
-            source_url: std::env::var("GITHUB_SERVER_URL")
-                .ok()
-                .zip(std::env::var("GITHUB_REPOSITORY").ok())
-                .map(|(s, r)| format!("{s}/{r}")),
-            title: cfg.project.name.clone(),
-            verbose: g.verbose > 0,
-        },
-    )
-    .await?;
+    let built = image::build(&docker, &opts).await?;
     match g.output {
         Output::Json => print_json(&json!(built)),
         Output::Text => out!("built {} ({})", built.image, built.id),

@@ -180,22 +180,112 @@ async fn failed_migration_changes_no_service() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_image_fails_preflight_without_changes() {
+async fn missing_image_with_no_build_fails_preflight_without_changes() {
     let w = World::new(Options::default()).await;
     let new = spawn_target(NEW_SHA, None).await;
     let missing = "2222222222222222222222222222222222222ccc";
     let out = w
-        .run(&["release", "--git-sha", missing], &new.url, &new.url)
+        .run(
+            &["release", "--git-sha", missing, "--no-build"],
+            &new.url,
+            &new.url,
+        )
         .await;
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("not in ECR") && err.contains(missing), "{err}");
+    assert!(
+        !err.contains("Build and push"),
+        "--no-build never builds: {err}"
+    );
     w.assert_all_on(OLD_SHA).await;
     assert!(w.lock_is_free().await);
     assert!(
         w.history().await.is_empty(),
         "nothing started, nothing recorded"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_image_is_built_and_pushed_then_released() {
+    let registry = test_support::registry().await.expect("local OCI registry");
+    let w = World::new(Options::default()).await;
+    // A fresh sha (the local image tag is `platform:<sha>`, shared by every test on this engine).
+    let sha = format!("{}{}", test_support::unique(""), "d".repeat(28));
+    // The project's dockerfile/context settings and the environment's registry override, as a
+    // user configures them.
+    let ctx = w.dir.path().join("image");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile.release"),
+        "FROM scratch\nARG GIT_SHA\nCOPY marker.txt /marker.txt\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("marker.txt"), &sha).unwrap();
+    let toml = std::fs::read_to_string(&w.config).unwrap();
+    let toml = toml
+        .replacen(
+            "templates = \"templates\"\n",
+            "templates = \"templates\"\ncontext = \"image\"\ndockerfile = \"image/Dockerfile.release\"\n",
+            1,
+        )
+        .replacen(
+            "[environments.test]\n",
+            &format!("[environments.test]\nregistry = \"{registry}\"\n"),
+            1,
+        );
+    std::fs::write(&w.config, toml).unwrap();
+
+    let new = spawn_target(&sha, None).await;
+    let out = w
+        .run(&["release", "--git-sha", &sha], &new.url, &new.url)
+        .await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(
+        err.contains(&format!("Build and push image for {sha}"))
+            && err.contains(&format!("platform:{sha}"))
+            && err.contains("pushed "),
+        "{err}"
+    );
+    w.assert_all_on(&sha).await;
+    // The image is now in ECR (the manifest went to the local registry, recorded in ECR).
+    let described = w
+        .ecr
+        .describe_images()
+        .repository_name("platform")
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(&sha)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("the built image is in ECR");
+    let digest = described.image_details()[0]
+        .image_digest()
+        .unwrap()
+        .to_owned();
+    let h = w.history().await;
+    let rec = last_release(&h);
+    assert_eq!(rec["outcome"], "succeeded");
+    assert_eq!(rec["git_sha"], sha.as_str());
+    assert_eq!(rec["image_digest"], digest.as_str());
+    let manifest = reqwest::Client::new()
+        .head(format!("http://{registry}/v2/platform/manifests/{sha}"))
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        manifest.status().is_success(),
+        "manifest in the local registry: {}",
+        manifest.status()
+    );
+    assert!(w.lock_is_free().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,10 @@ pub struct ReleaseCmd {
     /// Deploy this image URI instead of `<ecr repository>:<git sha>`.
     #[arg(long, env = "DEPLOYER_IMAGE")]
     pub image: Option<String>,
+    /// Fail preflight (exit 4) when the image for the sha is not in ECR, instead of building
+    /// and pushing it (project.dockerfile / project.context) before taking the lock.
+    #[arg(long, conflicts_with = "image")]
+    pub no_build: bool,
     /// Re-attach to an unfinished release of this environment (from another process or CI job).
     #[arg(long)]
     pub resume: bool,
@@ -55,12 +59,14 @@ pub enum LockCmd {
 }
 
 pub const RELEASE_EXAMPLES: &str = "Examples:
-  deployer release --env staging                          # HEAD's image, smoke-gated blue/green
-  deployer release --env staging --image <repo>:<tag>     # a given image
+  deployer release --env staging                          # HEAD's image, built+pushed if missing
+  deployer release --env staging --no-build               # exit 4 if the image is not in ECR
+  deployer release --env staging --image <repo>:<tag>     # a given image, never built
   deployer release --env production --wait-lock 10m       # queue behind a running release
   deployer release --env staging --resume                 # finish a release whose CI job died
 
-Exit codes: 0 success, 3 config error, 4 preflight failed (incl. image missing), 5 AWS error,
+Exit codes: 0 success, 3 config error, 4 preflight failed (incl. image missing with
+--no-build), 5 AWS error, 6 image build/push failed,
 10 rolled back after a failed smoke check/gate, 11 rolled back by ECS (circuit breaker, alarm,
 hook timeout), 12 timed out, 13 lock held, 14 migration failed, 15 interrupted (see docs/release.md).";
 
@@ -147,6 +153,7 @@ pub async fn release(
         &ReleaseArgs {
             git_sha: cmd.git_sha.clone(),
             image: cmd.image.clone(),
+            no_build: cmd.no_build,
             resume: cmd.resume,
             wait_lock: cmd.wait_lock,
         },

@@ -143,6 +143,8 @@ impl Ctx {
 pub struct ReleaseArgs {
     pub git_sha: Option<String>,
     pub image: Option<String>,
+    /// Fail preflight when the image is not in ECR instead of building and pushing it.
+    pub no_build: bool,
     pub resume: bool,
     pub wait_lock: Option<Duration>,
 }
@@ -324,12 +326,28 @@ async fn explain_service(ctx: &Ctx, service: &str) -> String {
     lines.join("\n")
 }
 
+/// Why [`resolve_image`] found no image.
+#[derive(Debug)]
+pub(crate) enum ImageError {
+    /// The repository answered, but the image is not in it (a release can build it).
+    Missing(String),
+    Other(String),
+}
+
+impl std::fmt::Display for ImageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageError::Missing(m) | ImageError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Image URI for the release and its digest when it is in the environment's ECR repository.
 pub(crate) async fn resolve_image(
     ctx: &Ctx,
     flag: Option<&str>,
     git_sha: &str,
-) -> Result<(String, String), String> {
+) -> Result<(String, String), ImageError> {
     let repo = ctx.cfg.ecr_repository(&ctx.env).to_owned();
     let described = ctx
         .ecr
@@ -345,10 +363,10 @@ pub(crate) async fn resolve_image(
             .map(str::to_owned)
             .unwrap_or_default(),
         Err(e) => {
-            return Err(format!(
+            return Err(ImageError::Other(format!(
                 "the ECR repository '{repo}' is not reachable ({}); create it (terraform) or fix ecr_repository",
                 aws_err(&e)
-            ));
+            )));
         }
     };
     let image = flag
@@ -385,16 +403,58 @@ pub(crate) async fn resolve_image(
                 .unwrap_or_default()
                 .to_owned(),
         )),
-        Ok(_) => Err(format!(
-            "the image {image} is not in ECR; build and push it first (`deployer build && deployer push --env {}`) or pass --image",
+        Ok(_) => Err(ImageError::Missing(format!(
+            "the image {image} is not in ECR; build and push it first (`deployer build && deployer push --env {}`), pass --image, or drop --no-build",
             ctx.env_name
-        )),
-        Err(e) => Err(format!(
-            "the image {image} is not in ECR ({}); build and push it first (`deployer build && deployer push --env {}`) or pass --image",
-            aws_err(&e),
-            ctx.env_name
-        )),
+        ))),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_image_not_found_exception()) =>
+        {
+            Err(ImageError::Missing(format!(
+                "the image {image} is not in ECR ({}); build and push it first (`deployer build && deployer push --env {}`), pass --image, or drop --no-build",
+                aws_err(&e),
+                ctx.env_name
+            )))
+        }
+        Err(e) => Err(ImageError::Other(format!(
+            "looking up the image {image} in ECR failed ({}); check the AWS credentials and ecr_repository",
+            aws_err(&e)
+        ))),
     }
+}
+
+/// `deployer build` then `deployer push` for the release's sha, with the project's build settings
+/// and the environment's repository (and registry override).
+async fn build_and_push(ctx: &Ctx, git_sha: &str) -> Result<(), crate::exit::Failure> {
+    let repo = ctx.cfg.ecr_repository(&ctx.env);
+    let opts =
+        crate::image::BuildOptions::for_project(&ctx.cfg, repo, git_sha, None, None, None, false)?;
+    let docker = crate::image::docker().await?;
+    let started = Instant::now();
+    let built = crate::image::build(&docker, &opts).await?;
+    ctx.report.line(&format!(
+        "built {} ({}) in {:.1}s",
+        built.image,
+        built.id,
+        started.elapsed().as_secs_f64()
+    ));
+    let pushed = crate::image::push(
+        &docker,
+        &ctx.ecr,
+        &crate::image::EcrAuthCache::new(),
+        &crate::image::PushOptions {
+            repository: repo,
+            git_sha,
+            registry_override: ctx.env.registry.as_deref(),
+        },
+    )
+    .await?;
+    ctx.report.line(&format!(
+        "pushed {} to {} digest {}",
+        pushed.image, pushed.registry, pushed.digest
+    ));
+    Ok(())
 }
 
 fn aws_err<E: std::error::Error + 'static>(e: &E) -> String {
@@ -1107,14 +1167,25 @@ pub async fn release(ctx: &Ctx, args: &ReleaseArgs) -> Outcome {
         "Preflight: release {release_id} of {} to {}",
         &git_sha, ctx.env_name
     ));
-    let (image, digest) = match resolve_image(ctx, args.image.as_deref(), &git_sha).await {
-        Ok(v) => v,
+    // Build and push only for this environment's own `<repository>:<git sha>`: a given --image
+    // is the caller's to provide.
+    let may_build = args.image.is_none() && !args.no_build;
+    let mut resolved = match resolve_image(ctx, args.image.as_deref(), &git_sha).await {
+        Ok(v) => {
+            ctx.report.line(&format!("pass  image {}", v.0));
+            Some(v)
+        }
+        Err(ImageError::Missing(_)) if may_build => {
+            ctx.report.line(&format!(
+                "note  image for {git_sha} is not in ECR: the release builds and pushes it"
+            ));
+            None
+        }
         Err(e) => {
             ctx.report.error(&format!("preflight failed: {e}"));
             return Outcome::PreflightFailed;
         }
     };
-    ctx.report.line(&format!("pass  image {image}"));
     // Deployments in flight are checked under the lock (a concurrent release must be reported as
     // holding the lock, not as a preflight failure).
     let current = match preflight(ctx, false).await {
@@ -1127,6 +1198,28 @@ pub async fn release(ctx: &Ctx, args: &ReleaseArgs) -> Outcome {
             return Outcome::PreflightFailed;
         }
     };
+    if resolved.is_none() {
+        // After the other checks, so a broken environment fails before a long build.
+        ctx.report
+            .stage(&format!("Build and push image for {git_sha}"));
+        if let Err(e) = build_and_push(ctx, &git_sha).await {
+            ctx.report.error(&format!(
+                "building/pushing the image failed: {:#}{}",
+                e.error,
+                e.hint.map(|h| format!(" ({h})")).unwrap_or_default()
+            ));
+            return Outcome::ImageFailed;
+        }
+        resolved = match resolve_image(ctx, None, &git_sha).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                ctx.report
+                    .error(&format!("the pushed image is not visible in ECR: {e}"));
+                return Outcome::ImageFailed;
+            }
+        };
+    }
+    let (image, digest) = resolved.expect("resolved or built above");
     let (actor, ci_url) = lock::actor_and_ci_url();
     let mut rec = ReleaseRecord {
         env: ctx.env_name.clone(),

@@ -29,6 +29,8 @@ pub enum Outcome {
     TimedOut,
     LockHeld,
     PreflightFailed,
+    /// The release had to build and push the image, and that failed; nothing was changed.
+    ImageFailed,
     ConfigError,
     /// The migration task failed; no service was changed.
     MigrationFailed,
@@ -45,6 +47,7 @@ impl Outcome {
             Outcome::Succeeded => 0,
             Outcome::ConfigError => 3,
             Outcome::PreflightFailed => 4,
+            Outcome::ImageFailed => 6,
             Outcome::Failed => 5,
             // Release outcomes: 10-19.
             Outcome::RolledBackSmoke => 10,
@@ -63,6 +66,7 @@ impl Outcome {
             Outcome::Succeeded => Code::Ok,
             Outcome::ConfigError => Code::Config,
             Outcome::PreflightFailed => Code::Preflight,
+            Outcome::ImageFailed => Code::Image,
             Outcome::Failed => Code::Aws,
             Outcome::RolledBackSmoke => Code::RolledBackSmoke,
             Outcome::RolledBackEcs => Code::RolledBackEcs,
@@ -81,6 +85,7 @@ impl Outcome {
             Outcome::TimedOut => "timed_out",
             Outcome::LockHeld => "lock_held",
             Outcome::PreflightFailed => "preflight_failed",
+            Outcome::ImageFailed => "image_failed",
             Outcome::ConfigError => "config_error",
             Outcome::MigrationFailed => "migration_failed",
             Outcome::Interrupted => "interrupted",
@@ -96,6 +101,7 @@ impl Outcome {
             Outcome::TimedOut => "timed out (rolled back)",
             Outcome::LockHeld => "not started: the deploy lock is held",
             Outcome::PreflightFailed => "not started: preflight failed",
+            Outcome::ImageFailed => "not started: building/pushing the image failed",
             Outcome::ConfigError => "not started: configuration error",
             Outcome::MigrationFailed => "stopped: the migration failed (no service changed)",
             Outcome::Interrupted => "interrupted (in-flight deployments rolled back)",
@@ -143,6 +149,7 @@ mod tests {
             Outcome::TimedOut,
             Outcome::LockHeld,
             Outcome::PreflightFailed,
+            Outcome::ImageFailed,
             Outcome::ConfigError,
             Outcome::MigrationFailed,
             Outcome::Interrupted,
