@@ -158,6 +158,12 @@ fn stdout(o: &Output) -> String {
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+/// Fails with the whole stderr when `needle` is not in it.
+fn assert_stderr_has(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+}
+
 fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
@@ -315,16 +321,8 @@ async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<
     p.edit("desired_count = 1", "desired_count = \"one\"")?;
     let o = deployer(Some(&aws), p.path(), &render, &[]);
     assert_eq!(code(&o), 3);
-    assert!(
-        stderr(&o).contains("invalid type: string \"one\", expected u32"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        stderr(&o).contains("write the number without quotes"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_has(&o, "invalid type: string \"one\", expected u32");
+    assert_stderr_has(&o, "write the number without quotes");
     p.edit("desired_count = \"one\"", "desired_count = 1")?;
 
     // Wrong type through an environment variable names the variable.
@@ -338,10 +336,9 @@ async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<
         )],
     );
     assert_eq!(code(&o), 3);
-    assert!(
-        stderr(&o).contains("DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__DESIRED_COUNT"),
-        "{}",
-        stderr(&o)
+    assert_stderr_has(
+        &o,
+        "DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__DESIRED_COUNT",
     );
     // The value itself is not echoed: environment overrides may carry secrets.
     assert!(!stderr(&o).contains("many"), "{}", stderr(&o));
@@ -349,16 +346,8 @@ async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<
     // Unknown environment.
     let o = deployer(Some(&aws), p.path(), &["render", "--env", "tset"], &[]);
     assert_eq!(code(&o), 3);
-    assert!(
-        stderr(&o).contains("unknown environment `tset`"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        stderr(&o).contains("did you mean `test`?"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_has(&o, "unknown environment `tset`");
+    assert_stderr_has(&o, "did you mean `test`?");
 
     // Unknown service.
     let o = deployer(
@@ -368,11 +357,7 @@ async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<
         &[],
     );
     assert_eq!(code(&o), 3);
-    assert!(
-        stderr(&o).contains("service `nope` is not in environment `test`"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_has(&o, "service `nope` is not in environment `test`");
 
     assert_no_aws_writes(&aws, &p.repo).await
 }
@@ -415,16 +400,8 @@ async fn template_errors_name_template_line_and_cause_without_touching_aws() -> 
     create_repo(&aws, &p.repo).await?;
     let o = deployer(Some(&aws), p.path(), &render, &[]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("cannot render template `app` at line 10"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        stderr(&o).contains("environment variable `APP_TEST_REQUIRED` is required"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_has(&o, "cannot render template `app` at line 10");
+    assert_stderr_has(&o, "environment variable `APP_TEST_REQUIRED` is required");
     // …and with it set, the same template renders.
     let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -436,10 +413,9 @@ async fn template_errors_name_template_line_and_cause_without_touching_aws() -> 
     )?;
     let o = deployer(Some(&aws), p.path(), &render, &[]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("environment variable `PLATFORM_API_TOKEN` holds a secret"),
-        "{}",
-        stderr(&o)
+    assert_stderr_has(
+        &o,
+        "environment variable `PLATFORM_API_TOKEN` holds a secret",
     );
 
     // Syntax error.
@@ -449,11 +425,7 @@ async fn template_errors_name_template_line_and_cause_without_touching_aws() -> 
     )?;
     let o = deployer(Some(&aws), p.path(), &render, &[]);
     assert_eq!(code(&o), 3);
-    assert!(
-        stderr(&o).contains("syntax error in template `app`"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_has(&o, "syntax error in template `app`");
 
     // Strict mode: an undefined variable.
     std::fs::write(
@@ -462,16 +434,8 @@ async fn template_errors_name_template_line_and_cause_without_touching_aws() -> 
     )?;
     let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
     assert_eq!(code(&o), 3);
-    assert!(
-        stderr(&o).contains("template `app` at line 2"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        stderr(&o).contains("variable `servce` is not defined"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_has(&o, "template `app` at line 2");
+    assert_stderr_has(&o, "variable `servce` is not defined");
 
     // Invalid task definition: Fargate without cpu.
     std::fs::write(
@@ -480,16 +444,8 @@ async fn template_errors_name_template_line_and_cause_without_touching_aws() -> 
     )?;
     let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
     assert_eq!(code(&o), 3);
-    assert!(
-        stderr(&o).contains("renders an invalid task definition"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        stderr(&o).contains("cpu: Fargate tasks need a task-level cpu"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_has(&o, "renders an invalid task definition");
+    assert_stderr_has(&o, "cpu: Fargate tasks need a task-level cpu");
 
     // A field RegisterTaskDefinition does not have.
     std::fs::write(
@@ -498,10 +454,9 @@ async fn template_errors_name_template_line_and_cause_without_touching_aws() -> 
     )?;
     let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
     assert_eq!(code(&o), 3);
-    assert!(
-        stderr(&o).contains("containerDefinitions[0].imageUri: unknown field `imageUri`"),
-        "{}",
-        stderr(&o)
+    assert_stderr_has(
+        &o,
+        "containerDefinitions[0].imageUri: unknown field `imageUri`",
     );
 
     assert_no_aws_writes(&aws, &p.repo).await
@@ -516,16 +471,8 @@ async fn no_credentials_unreachable_endpoint_and_missing_repository_are_aws_erro
     // No credentials anywhere.
     let o = deployer(None, p.path(), &args, &[("AWS_REGION", "us-east-1")]);
     assert_eq!(code(&o), 5, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("no AWS credentials found"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        stderr(&o).contains("hint: pass --profile"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_has(&o, "no AWS credentials found");
+    assert_stderr_has(&o, "hint: pass --profile");
 
     // Unreachable endpoint (a closed port).
     let closed = format!("http://127.0.0.1:{}", test_support::free_port());
@@ -544,17 +491,13 @@ async fn no_credentials_unreachable_endpoint_and_missing_repository_are_aws_erro
         &[],
     );
     assert_eq!(code(&o), 5, "{}", stderr(&o));
-    assert!(stderr(&o).contains("cannot reach AWS"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--endpoint-url"), "{}", stderr(&o));
+    assert_stderr_has(&o, "cannot reach AWS");
+    assert_stderr_has(&o, "--endpoint-url");
 
     // Missing ECR repository: render (looks the image up) and push.
     let o = deployer(Some(&aws), p.path(), &args, &[]);
     assert_eq!(code(&o), 5);
-    assert!(
-        stderr(&o).contains(&format!("ECR repository `{}` does not exist", p.repo)),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_has(&o, &format!("ECR repository `{}` does not exist", p.repo));
 
     assert_no_aws_writes(&aws, &p.repo).await
 }
@@ -1049,7 +992,7 @@ async fn build_tags_the_image_with_labels_and_push_is_idempotent() -> Result<()>
         &[],
     );
     assert_eq!(code(&o), 5, "{}", stderr(&o));
-    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    assert_stderr_has(&o, "does not exist");
     assert_no_aws_writes(&aws, &p.repo).await?;
 
     // Push: layers to the local registry, manifest recorded in ECR, digest reported.
@@ -1153,8 +1096,8 @@ async fn a_failing_build_and_a_missing_local_image_are_image_errors() -> Result<
         &[("CI", "true")],
     );
     assert_eq!(code(&o), 6, "{}", stderr(&o));
-    assert!(stderr(&o).contains("docker build of"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("does-not-exist.txt"), "{}", stderr(&o));
+    assert_stderr_has(&o, "docker build of");
+    assert_stderr_has(&o, "does-not-exist.txt");
 
     create_repo(&aws, &p.repo).await?;
     let o = deployer(
@@ -1164,8 +1107,8 @@ async fn a_failing_build_and_a_missing_local_image_are_image_errors() -> Result<
         &[],
     );
     assert_eq!(code(&o), 6, "{}", stderr(&o));
-    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("deployer build"), "{}", stderr(&o));
+    assert_stderr_has(&o, "does not exist");
+    assert_stderr_has(&o, "deployer build");
     assert_no_aws_writes(&aws, &p.repo).await
 }
 
