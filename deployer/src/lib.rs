@@ -3,11 +3,12 @@
 //! release, rollback, history.
 
 pub mod aws;
+/// Task-definition templates (handlebars), from `deployer-taskdef`.
+pub use deployer_taskdef::render;
 pub mod config;
 pub mod diff;
 pub mod exit;
 pub mod image;
-pub mod render;
 pub mod taskdef;
 pub mod vars;
 pub mod verify;

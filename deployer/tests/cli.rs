@@ -536,10 +536,10 @@ async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exact
     assert_eq!(rendered["family"], "agentic-test-orchestrator");
     assert_eq!(rendered["containerDefinitions"][0]["image"], image.as_str());
     let td = deployer::taskdef::from_json(&rendered).map_err(anyhow::Error::msg)?;
-    let registered = td
-        .to_register_request(&ecs, &[("git-sha".into(), "abc1234".into())])?
-        .send()
-        .await?;
+    let registered =
+        deployer::taskdef::register_request(&td, &ecs, &[("git-sha".into(), "abc1234".into())])?
+            .send()
+            .await?;
     let arn = registered
         .task_definition()
         .and_then(|t| t.task_definition_arn())

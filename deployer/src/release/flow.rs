@@ -218,8 +218,7 @@ pub(crate) async fn register(
             env!("CARGO_PKG_VERSION").to_owned(),
         ),
     ];
-    let req = td
-        .to_register_request(&ctx.ecs, &tags)
+    let req = crate::taskdef::register_request(&td, &ctx.ecs, &tags)
         .map_err(|e| anyhow!("building RegisterTaskDefinition for {template}: {e}"))?;
     let out = req
         .send()

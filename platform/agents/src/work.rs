@@ -637,8 +637,8 @@ async fn deployment(cfg: &WorkConfig, store: &Store, env: &TaskEnvelope) -> WRes
     });
     let deploy_dir = dir.path().join(".platform/deploy");
     let (td, rendered_by) = if deploy_dir.join("app.json.hbs").is_file() {
-        // The deployer library renders and validates against the RegisterTaskDefinition shape.
-        let td = deployer::render::render_task_definition(&deploy_dir, "app", &vars)
+        // The deployer's task-definition crate renders and validates against the RegisterTaskDefinition shape.
+        let td = deployer_taskdef::render::render_task_definition(&deploy_dir, "app", &vars)
             .map_err(|e| failed(format!("rendering the task definition: {e}")))?;
         (td, "deployer")
     } else {

@@ -26,7 +26,7 @@ use handlebars::{
 };
 use serde_json::Value;
 
-use crate::taskdef::{self, TaskDefinition};
+use crate::{self as taskdef, TaskDefinition};
 
 /// Suffix of a task-definition template file.
 pub const TEMPLATE_SUFFIX: &str = ".json.hbs";
@@ -524,7 +524,7 @@ mod tests {
 
     #[test]
     fn every_repository_template_renders_a_valid_fargate_definition() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/task-definitions");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/task-definitions");
         let r = Renderer::new(&dir).unwrap();
         let out = |name: &str| json!({"value": format!("arn:aws:iam::123456789012:role/{name}")});
         let vars = json!({
