@@ -19,6 +19,9 @@ use platform_core::{RESULT_SCHEMA_VERSION, Stage, TaskEnvelope, TaskOutcome, Tas
 use platform_store::Store;
 use tokio_util::sync::CancellationToken;
 
+/// The variable naming the agent's liveness file.
+pub const LIVENESS_FILE_ENV: &str = "PLATFORM_AGENT_LIVENESS_FILE";
+
 /// Agent settings, from the environment.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -28,6 +31,9 @@ pub struct AgentConfig {
     pub database_url: String,
     pub git_sha: String,
     pub heartbeat_interval: Duration,
+    /// Rewritten at every heartbeat tick, for `platform healthcheck --agent`
+    /// (`PLATFORM_AGENT_LIVENESS_FILE`; the image sets it, local runs leave it unset).
+    pub liveness_file: Option<PathBuf>,
     /// On SIGTERM: how long the in-flight task may still run before it is handed back.
     pub stop_timeout: Duration,
     /// Skip stage work (benchmarks of the bus and the state machine).
@@ -57,6 +63,9 @@ impl AgentConfig {
             heartbeat_interval: Duration::from_millis(
                 env_parse("PLATFORM_HEARTBEAT_INTERVAL_MS", 5_000u64)?.max(50),
             ),
+            liveness_file: std::env::var_os(LIVENESS_FILE_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             stop_timeout: Duration::from_millis(env_parse(
                 "PLATFORM_AGENT_STOP_TIMEOUT_MS",
                 30_000u64,
@@ -161,9 +170,19 @@ impl Agent {
 }
 
 async fn heartbeats(agent: Arc<Agent>, stop: CancellationToken) {
+    let mut liveness_warned = false;
     loop {
         if let Err(e) = agent.bus.heartbeat(&agent.info(), agent.ttl()).await {
             tracing::warn!(error = %e, "heartbeat failed");
+        }
+        // Liveness, not readiness: written whether or not Redis answered, so an outage of a
+        // dependency does not get every agent container restarted; a stuck runtime stops it.
+        if let Some(path) = &agent.cfg.liveness_file
+            && let Err(e) = std::fs::write(path, Utc::now().to_rfc3339())
+            && !liveness_warned
+        {
+            liveness_warned = true;
+            tracing::warn!(error = %e, path = %path.display(), "cannot write the liveness file; `platform healthcheck --agent` will fail");
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -380,4 +399,49 @@ async fn handle(agent: &Arc<Agent>, d: Delivery, shutdown: &CancellationToken) {
         tracing::info!(status, "task done");
     }
     agent.set_in_flight(None);
+}
+
+/// `platform healthcheck --agent`: the liveness file named by [`LIVENESS_FILE_ENV`] must have
+/// been written within 3 heartbeat intervals (`PLATFORM_HEARTBEAT_INTERVAL_MS`, as the agent reads
+/// it), the same span after which the agent's registration expires.
+pub fn liveness_check_from_env() -> Result<(), String> {
+    let Some(path) = std::env::var_os(LIVENESS_FILE_ENV).filter(|v| !v.is_empty()) else {
+        return Err(format!(
+            "{LIVENESS_FILE_ENV} is not set, so the agent writes no liveness file; set it for the \
+             agent and this check (the image sets /tmp/platform-agent-alive)"
+        ));
+    };
+    let interval = env_parse("PLATFORM_HEARTBEAT_INTERVAL_MS", 5_000u64)
+        .map_err(|e| e.to_string())?
+        .max(50);
+    check_liveness(
+        std::path::Path::new(&path),
+        Duration::from_millis(interval) * 3,
+    )
+    .map(|_| ())
+}
+
+/// Ok(age) when the liveness file was written within
+/// `max_age`, else a message saying what is wrong and what to check.
+pub fn check_liveness(path: &std::path::Path, max_age: Duration) -> Result<Duration, String> {
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|e| {
+            format!(
+                "no agent liveness file at {} ({e}): the agent has not started its heartbeat yet, \
+                 or {LIVENESS_FILE_ENV} differs between the agent and this check",
+                path.display()
+            )
+        })?;
+    let age = modified.elapsed().unwrap_or_default();
+    if age > max_age {
+        return Err(format!(
+            "agent liveness file {} last written {:.1} s ago (limit {:.1} s): the agent's \
+             heartbeat has stopped; see the agent's log",
+            path.display(),
+            age.as_secs_f64(),
+            max_age.as_secs_f64()
+        ));
+    }
+    Ok(age)
 }

@@ -22,6 +22,7 @@ const LONG_VERSION: &str = concat!(
   platform orchestrator                 # serve the REST API on $PORT (default 3000)
   platform agent --kind scaffold        # run one scaffold agent
   platform healthcheck                  # exit 0 when the local orchestrator is ready
+  platform healthcheck --agent          # exit 0 when this container's agent heartbeat is fresh
 
 Configuration is read from the environment; see docs/platform.md.")]
 struct Cli {
@@ -41,7 +42,12 @@ enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Probe the local orchestrator's readiness endpoint; exit 0 when ready (for container HEALTHCHECK).
-    Healthcheck,
+    Healthcheck {
+        /// Check an agent instead: its liveness file ($PLATFORM_AGENT_LIVENESS_FILE) must have
+        /// been written within 3 heartbeat intervals ($PLATFORM_HEARTBEAT_INTERVAL_MS, 5000).
+        #[arg(long)]
+        agent: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -133,7 +139,8 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
-        Command::Healthcheck => Ok(healthcheck().await),
+        Command::Healthcheck { agent: false } => Ok(healthcheck().await),
+        Command::Healthcheck { agent: true } => Ok(agent_healthcheck()),
         Command::Migrate => {
             init_logging();
             let url = platform_orchestrator::database_url()?;
@@ -157,6 +164,16 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let cfg = platform_agents::AgentConfig::from_env(kind, git_sha(), id)?;
             platform_agents::run(cfg, shutdown_token()).await?;
             Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn agent_healthcheck() -> std::process::ExitCode {
+    match platform_agents::liveness_check_from_env() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::ExitCode::FAILURE
         }
     }
 }

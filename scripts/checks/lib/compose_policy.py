@@ -52,6 +52,8 @@ def main() -> int:
                      f"{name} must wait for a healthy {dep}")
         if name.startswith("agent-"):
             need(svc.get("deploy", {}).get("replicas") == 2, f"{name}: 2 replicas expected")
+            need(hc.get("test") == ["CMD", "/usr/local/bin/platform", "healthcheck", "--agent"],
+                 f"{name}: the agent healthcheck (platform healthcheck --agent) expected")
 
     redis_cmd = " ".join(services.get("redis", {}).get("command") or [])
     need("--appendonly yes" in redis_cmd and "--requirepass" in redis_cmd,

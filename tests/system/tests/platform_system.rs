@@ -925,6 +925,83 @@ async fn generated_requests_over_the_openapi_document_never_get_a_5xx() -> anyho
     Ok(())
 }
 
+/// `platform healthcheck --agent` (the agent containers' HEALTHCHECK) follows the agent's
+/// heartbeat: healthy while it runs, unhealthy once the process is frozen (SIGSTOP: alive to
+/// the kernel, but doing nothing), healthy again after SIGCONT; and it says what is wrong.
+#[tokio::test]
+async fn agent_healthcheck_follows_the_heartbeat_of_a_real_agent() -> anyhow::Result<()> {
+    let mut p = Platform::new(&[]).await?;
+    let alive = p.work.join("agent-alive");
+    let alive_s = alive.to_string_lossy().into_owned();
+    let env = [("PLATFORM_AGENT_LIVENESS_FILE", alive_s.as_str())];
+    let check = |p: &Platform| -> anyhow::Result<(bool, String)> {
+        let out = p.command(&["healthcheck", "--agent"], &env)?.output()?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    };
+    let (ok, err) = check(&p)?;
+    assert!(!ok, "healthy before any agent ran");
+    assert!(err.contains("no agent liveness file"), "{err}");
+
+    p.start_agent("validation", "validation-live", &env)?;
+    let pid = p.agent("validation-live").pid().to_string();
+    let healthy = |want: bool| {
+        let p = &p;
+        move || async move {
+            let (ok, err) = check(p)?;
+            Ok((ok == want).then_some(err))
+        }
+    };
+    eventually(
+        "the agent to turn healthy",
+        Duration::from_secs(20),
+        healthy(true),
+    )
+    .await?;
+
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()?
+            .success()
+    );
+    // 3 heartbeat intervals of 200 ms, then the check must fail.
+    let err = eventually(
+        "a frozen agent to turn unhealthy",
+        Duration::from_secs(20),
+        healthy(false),
+    )
+    .await;
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()?
+            .success()
+    );
+    let err = err?;
+    assert!(err.contains("heartbeat has stopped"), "{err}");
+    eventually(
+        "the resumed agent to turn healthy",
+        Duration::from_secs(20),
+        healthy(true),
+    )
+    .await?;
+
+    let out = p
+        .command(&["healthcheck", "--agent"], &[])?
+        .env_remove("PLATFORM_AGENT_LIVENESS_FILE")
+        .output()?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PLATFORM_AGENT_LIVENESS_FILE is not set"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn version_healthcheck_and_fault_injection() -> anyhow::Result<()> {
     let out = Command::new(test_support::bin_path("platform"))
