@@ -60,12 +60,8 @@ impl AgentConfig {
             bus: BusConfig::from_env()?,
             database_url,
             git_sha,
-            heartbeat_interval: Duration::from_millis(
-                env_parse("PLATFORM_HEARTBEAT_INTERVAL_MS", 5_000u64)?.max(50),
-            ),
-            liveness_file: std::env::var_os(LIVENESS_FILE_ENV)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
+            heartbeat_interval: heartbeat_interval_from_env()?,
+            liveness_file: liveness_file_from_env(),
             stop_timeout: Duration::from_millis(env_parse(
                 "PLATFORM_AGENT_STOP_TIMEOUT_MS",
                 30_000u64,
@@ -401,24 +397,32 @@ async fn handle(agent: &Arc<Agent>, d: Delivery, shutdown: &CancellationToken) {
     agent.set_in_flight(None);
 }
 
+// The agent and `platform healthcheck --agent` read these the same way, so they agree on the
+// file and on how old it may get.
+fn heartbeat_interval_from_env() -> Result<Duration, platform_bus::ConfigError> {
+    Ok(Duration::from_millis(
+        env_parse("PLATFORM_HEARTBEAT_INTERVAL_MS", 5_000u64)?.max(50),
+    ))
+}
+
+fn liveness_file_from_env() -> Option<PathBuf> {
+    std::env::var_os(LIVENESS_FILE_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// `platform healthcheck --agent`: the liveness file named by [`LIVENESS_FILE_ENV`] must have
 /// been written within 3 heartbeat intervals (`PLATFORM_HEARTBEAT_INTERVAL_MS`, as the agent reads
 /// it), the same span after which the agent's registration expires.
 pub fn liveness_check_from_env() -> Result<(), String> {
-    let Some(path) = std::env::var_os(LIVENESS_FILE_ENV).filter(|v| !v.is_empty()) else {
+    let Some(path) = liveness_file_from_env() else {
         return Err(format!(
             "{LIVENESS_FILE_ENV} is not set, so the agent writes no liveness file; set it for the \
              agent and this check (the image sets /tmp/platform-agent-alive)"
         ));
     };
-    let interval = env_parse("PLATFORM_HEARTBEAT_INTERVAL_MS", 5_000u64)
-        .map_err(|e| e.to_string())?
-        .max(50);
-    check_liveness(
-        std::path::Path::new(&path),
-        Duration::from_millis(interval) * 3,
-    )
-    .map(|_| ())
+    let interval = heartbeat_interval_from_env().map_err(|e| e.to_string())?;
+    check_liveness(&path, interval * 3).map(|_| ())
 }
 
 /// Ok(age) when the liveness file was written within
