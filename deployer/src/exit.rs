@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// Process exit codes. 10-19 are the release/rollback outcomes (issue 5's commands).
+/// Process exit codes. 10-19 are the release/rollback outcomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Code {
@@ -48,6 +48,8 @@ pub struct Failure {
     pub code: Code,
     pub error: anyhow::Error,
     pub hint: Option<String>,
+    /// What the command had to say before it failed (`-o json`: printed with the error).
+    pub details: Option<serde_json::Value>,
 }
 
 impl Failure {
@@ -56,6 +58,7 @@ impl Failure {
             code,
             error: error.into(),
             hint: None,
+            details: None,
         }
     }
 
@@ -66,6 +69,28 @@ impl Failure {
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// The object `-o json` prints for this failure: the details (if any) with an `error` key.
+    pub fn to_json(&self) -> serde_json::Value {
+        let error = serde_json::json!({
+            "message": format!("{:#}", self.error),
+            "hint": self.hint,
+            "exit_code": self.code.as_u8(),
+        });
+        match &self.details {
+            Some(serde_json::Value::Object(m)) => {
+                let mut m = m.clone();
+                m.insert("error".into(), error);
+                serde_json::Value::Object(m)
+            }
+            _ => serde_json::json!({ "error": error }),
+        }
     }
 
     pub fn config(e: crate::config::ConfigError) -> Self {
@@ -80,7 +105,7 @@ impl Failure {
         f
     }
 
-    pub fn render(e: crate::render::RenderError) -> Self {
+    pub fn render(e: crate::taskdef::render::RenderError) -> Self {
         Self::new(Code::Config, e)
     }
 }
@@ -107,8 +132,17 @@ impl From<crate::config::ConfigError> for Failure {
     }
 }
 
-impl From<crate::render::RenderError> for Failure {
-    fn from(e: crate::render::RenderError) -> Self {
+impl From<crate::taskdef::SetupError> for Failure {
+    fn from(e: crate::taskdef::SetupError) -> Self {
+        match e {
+            crate::taskdef::SetupError::Config(c) => Self::config(c),
+            crate::taskdef::SetupError::Templates(r) => Self::render(r),
+        }
+    }
+}
+
+impl From<crate::taskdef::render::RenderError> for Failure {
+    fn from(e: crate::taskdef::render::RenderError) -> Self {
         Self::render(e)
     }
 }

@@ -1,24 +1,14 @@
-//! The deployer library: everything the `deployer` CLI does, reusable by the platform's
-//! deployment agent. Organised by what users do: config, render, diff, verify, build, push,
-//! release, rollback, history.
+//! The deployer library: everything the `deployer` CLI does. Layers, each importing only the
+//! ones below it (docs/architecture.md):
+//!
+//! `commands` (one file per verb) → `engine` (the release machinery) → `taskdef`, `image`,
+//! `aws`, `state` → `config`, with `exit` (exit codes and the CLI's error type) at the bottom.
 
 pub mod aws;
-/// Task-definition templates (handlebars), from `deployer-taskdef`.
-pub use deployer_taskdef::render;
+pub mod commands;
 pub mod config;
-pub mod diff;
+pub mod engine;
 pub mod exit;
 pub mod image;
+pub mod state;
 pub mod taskdef;
-pub mod vars;
-pub mod verify;
-
-// release / rollback (issue 5)
-pub mod audit;
-pub mod ecs_deploy;
-pub mod history;
-pub mod lock;
-pub mod release;
-pub mod rollback;
-pub mod smoke;
-pub mod status;

@@ -147,14 +147,14 @@ async fn release_overhead_vs_aws_cli_script() {
         .iter()
         .filter_map(|v| v.as_f64())
         .collect();
-    let p50 = deployer::release::flow::median(&hooks).expect("a hook was acted on");
+    let p50 = deployer::engine::median(&hooks).expect("a hook was acted on");
     let ratio = script_overhead / deployer_overhead.max(0.001);
     eprintln!(
         "BENCH 6 services: deployer total {deployer_total:.2}s (configured {deployer_configured:.2}s, overhead {deployer_overhead:.2}s, {} polls); \
          aws-cli script total {script_total:.2}s (configured {script_configured:.2}s, overhead {script_overhead:.2}s); \
          overhead ratio {ratio:.1}x; hook-to-action p50 {p50:.0} ms (detect p50 {:.0} ms)",
         report["polls"],
-        deployer::release::flow::median(
+        deployer::engine::median(
             &report["hook_detect_ms"]
                 .as_array()
                 .unwrap()

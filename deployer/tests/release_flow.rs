@@ -158,7 +158,7 @@ async fn failed_migration_changes_no_service() {
     assert_eq!(code(&out), 14, "{}", stderr(&out));
     w.assert_all_on(OLD_SHA).await;
     for s in SERVICES {
-        let deps = deployer::ecs_deploy::list_deployments(&w.ecs, &w.cluster, s.name, false)
+        let deps = deployer::aws::ecs::list_deployments(&w.ecs, &w.cluster, s.name, false)
             .await
             .unwrap();
         assert_eq!(

@@ -11,7 +11,8 @@ use aws_sdk_ecs::types::{
 };
 mod release_support;
 
-use deployer::ecs_deploy::{self, DeploymentView};
+use deployer::aws::ecs::{self as ecs_deploy, DeploymentView};
+use deployer::aws::follow::wait_for_new_deployment;
 use test_support::eventually;
 
 async fn control(aws: &test_support::TestAws, path: &str, body: serde_json::Value) {
@@ -106,18 +107,18 @@ async fn blue_green_pauses_continues_and_rolls_back() {
         .send()
         .await
         .unwrap();
-    let arn = ecs_deploy::wait_for_new_deployment(&ecs, "c", "orc", &[], Duration::from_secs(5))
+    let arn = wait_for_new_deployment(&ecs, "c", "orc", &[], Duration::from_secs(5))
         .await
         .unwrap();
     let paused = wait_view(&ecs, &arn, "hook awaiting action", |v| {
         v.awaiting_hook.is_some()
     })
     .await;
-    assert_eq!(paused.status, "IN_PROGRESS");
-    assert_eq!(paused.stage.as_deref(), Some("POST_TEST_TRAFFIC_SHIFT"));
+    assert_eq!(paused.status.as_str(), "IN_PROGRESS");
+    assert_eq!(paused.stage_name(), "POST_TEST_TRAFFIC_SHIFT");
     let hook = paused.awaiting_hook.unwrap();
     assert!(hook.hook_id.starts_with("ecs-pause-"));
-    assert_eq!(hook.timeout_action, "ROLLBACK");
+    assert_eq!(hook.timeout_action.as_str(), "ROLLBACK");
     ecs_deploy::continue_hook(
         &ecs,
         &arn,
@@ -138,7 +139,7 @@ async fn blue_green_pauses_continues_and_rolls_back() {
         .is_err()
     );
     let done = wait_view(&ecs, &arn, "SUCCESSFUL", |v| v.is_terminal()).await;
-    assert_eq!(done.status, "SUCCESSFUL");
+    assert_eq!(done.status.as_str(), "SUCCESSFUL");
     let svc = ecs
         .describe_services()
         .cluster("c")
@@ -156,7 +157,7 @@ async fn blue_green_pauses_continues_and_rolls_back() {
         .send()
         .await
         .unwrap();
-    let arn3 = ecs_deploy::wait_for_new_deployment(
+    let arn3 = wait_for_new_deployment(
         &ecs,
         "c",
         "orc",
@@ -174,7 +175,7 @@ async fn blue_green_pauses_continues_and_rolls_back() {
         .unwrap();
     assert_eq!(how, "ContinueServiceDeployment ROLLBACK");
     let rolled = wait_view(&ecs, &arn3, "rolled back", |v| v.is_terminal()).await;
-    assert_eq!(rolled.status, "ROLLBACK_SUCCESSFUL");
+    assert_eq!(rolled.status.as_str(), "ROLLBACK_SUCCESSFUL");
     assert!(rolled.rollback_reason.is_some());
     assert_eq!(
         rolled.ecs_failure(),
@@ -193,7 +194,7 @@ async fn blue_green_pauses_continues_and_rolls_back() {
         .await
         .unwrap();
     assert_eq!(listed.len(), 3, "create + two updates: {listed:?}");
-    assert_eq!(listed[0].0, arn3, "newest first");
+    assert_eq!(listed[0].arn, arn3, "newest first");
 
     // Circuit breaker injected: ECS rolls back by itself and says why.
     control(
@@ -209,12 +210,11 @@ async fn blue_green_pauses_continues_and_rolls_back() {
         .send()
         .await
         .unwrap();
-    let arn4 =
-        ecs_deploy::wait_for_new_deployment(&ecs, "c", "orc", &[arn, arn3], Duration::from_secs(5))
-            .await
-            .unwrap();
+    let arn4 = wait_for_new_deployment(&ecs, "c", "orc", &[arn, arn3], Duration::from_secs(5))
+        .await
+        .unwrap();
     let failed = wait_view(&ecs, &arn4, "circuit breaker rollback", |v| v.is_terminal()).await;
-    assert_eq!(failed.status, "ROLLBACK_SUCCESSFUL");
+    assert_eq!(failed.status.as_str(), "ROLLBACK_SUCCESSFUL");
     assert!(failed.ecs_failure().unwrap().contains("circuit breaker"));
 }
 

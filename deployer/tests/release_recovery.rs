@@ -25,10 +25,11 @@ async fn paused(w: &World) -> String {
         Duration::from_secs(30),
         || async {
             let deps =
-                deployer::ecs_deploy::list_deployments(&w.ecs, &w.cluster, "orchestrator", true)
+                deployer::aws::ecs::list_deployments(&w.ecs, &w.cluster, "orchestrator", true)
                     .await?;
-            for (arn, _, _) in deps {
-                let v = deployer::ecs_deploy::describe(&w.ecs, &arn).await?;
+            for d in deps {
+                let arn = d.arn;
+                let v = deployer::aws::ecs::describe(&w.ecs, &arn).await?;
                 if v.awaiting_hook.is_some() {
                     return Ok(Some(arn));
                 }
@@ -88,13 +89,13 @@ async fn hook_timeout_rolls_back_after_the_deployer_is_killed_and_resume_records
         "ECS rolls back on hook timeout",
         Duration::from_secs(30),
         || async {
-            let v = deployer::ecs_deploy::describe(&w.ecs, &arn).await?;
+            let v = deployer::aws::ecs::describe(&w.ecs, &arn).await?;
             Ok(v.is_terminal().then_some(v))
         },
     )
     .await
     .unwrap();
-    assert_eq!(ended.status, "ROLLBACK_SUCCESSFUL");
+    assert_eq!(ended.status.as_str(), "ROLLBACK_SUCCESSFUL");
     assert!(ended.ecs_failure().unwrap().contains("timed out"));
     let resumed = w.run(&["release", "--resume"], &new.url, &new.url).await;
     assert_eq!(code(&resumed), 11, "{}", stderr(&resumed));

@@ -609,8 +609,8 @@ pub fn deployer_table_keys(
     .expect("static regex");
     let mut keys = BTreeMap::new();
     for (table, file) in [
-        ("lock", "deployer/src/lock.rs"),
-        ("audit", "deployer/src/audit.rs"),
+        ("lock", "deployer/src/state/lock.rs"),
+        ("audit", "deployer/src/state/audit.rs"),
     ] {
         let text =
             std::fs::read_to_string(root.join(file)).with_context(|| format!("reading {file}"))?;
@@ -1050,7 +1050,8 @@ pub fn placeholder_outputs(tf: &TfEnvironment) -> Json {
 /// loader, variables and renderer, against placeholder Terraform outputs, and compares what
 /// would be registered with Terraform: family, container name, port, roles, log group, size.
 pub fn check_rendered(root: &Path) -> Result<Vec<String>> {
-    use deployer::{config, render::Renderer, vars};
+    use deployer::config;
+    use deployer::taskdef::{Release, RenderSet};
     let mut p = Vec::new();
     let tmp = tempfile::tempdir()?;
     let cfg_text =
@@ -1078,11 +1079,11 @@ pub fn check_rendered(root: &Path) -> Result<Vec<String>> {
     }
     let cfg = config::load_with_env(&tmp.path().join("deployer.toml"), &[])
         .map_err(|e| anyhow!("deployer.toml does not load with Terraform's outputs: {e}"))?;
-    let renderer = Renderer::new(&cfg.templates_dir()).map_err(|e| anyhow!("{e}"))?;
-    let release = vars::Release {
+    let release = Release {
         git_sha: "0123456789abcdef0123456789abcdef01234567".into(),
         version: "0.0.0".into(),
         image: Some("registry.invalid/agentic-platform@sha256:0".into()),
+        release_id: None,
     };
     for (env_name, tf) in &tfs {
         let env = match cfg.environment(env_name) {
@@ -1092,20 +1093,12 @@ pub fn check_rendered(root: &Path) -> Result<Vec<String>> {
                 continue;
             }
         };
-        let outputs = vars::tf_outputs(&cfg, env).map_err(|e| anyhow!("{e:?}"))?;
-        let mut jobs: Vec<(String, String, Option<&deployer::config::Service>)> = env
-            .services
-            .iter()
-            .map(|s| (s.name.clone(), s.template.clone(), Some(s)))
-            .collect();
-        if let Some(m) = &env.migration {
-            jobs.push(("migration".into(), m.template.clone(), None));
-        }
-        for (name, template, svc) in jobs {
+        let set = RenderSet::new(&cfg, env_name, env).map_err(|e| anyhow!("{e}"))?;
+        for target in set.all_targets() {
+            let (name, template, svc) = (target.name.to_owned(), target.template, target.service);
             let at = format!("{env_name}: `{template}` rendered for {name}");
-            let v = vars::for_service(&cfg, env_name, env, svc, &release, outputs.as_ref());
-            let td = match renderer.render(&template, &v) {
-                Ok(td) => td,
+            let td = match set.render(&target, &release) {
+                Ok(td) => serde_json::to_value(td)?,
                 Err(e) => {
                     p.push(format!("{at} fails: {e}"));
                     continue;

@@ -35,8 +35,8 @@ fn copy_of_repo() -> tempfile::TempDir {
         ".github/workflows",
         "deployer.toml",
         "templates",
-        "deployer/src/lock.rs",
-        "deployer/src/audit.rs",
+        "deployer/src/state/lock.rs",
+        "deployer/src/state/audit.rs",
     ] {
         copy(rel);
     }

@@ -1,0 +1,466 @@
+//! ECS reads and actions the commands and the release engine share, each defined once: which
+//! task definition a service runs, which deployments are in flight, what a service deployment
+//! looks like (typed with the SDK's enums), and acting on its PAUSE hooks.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_sdk_ecs::Client as Ecs;
+use aws_sdk_ecs::error::SdkError;
+use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
+use aws_sdk_ecs::primitives::DateTime;
+use aws_sdk_ecs::types::{
+    DeploymentLifecycleHookAction, DeploymentLifecycleHookStatus, Service, ServiceDeployment,
+    ServiceDeploymentLifecycleStage, ServiceDeploymentStatus, SortOrder,
+    StopServiceDeploymentStopType, TaskDefinitionField, TaskDefinitionStatus,
+};
+
+// ------------------------------------------------------------------ services
+
+/// The services of `names` that exist (not INACTIVE), by name; DescribeServices takes 10 a call.
+pub async fn live_services(
+    ecs: &Ecs,
+    cluster: &str,
+    names: &[String],
+) -> Result<BTreeMap<String, Service>, SdkError<DescribeServicesError>> {
+    let mut out = BTreeMap::new();
+    for chunk in names.chunks(10) {
+        let page = ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .send()
+            .await?;
+        for s in page.services() {
+            if s.status() != Some("INACTIVE")
+                && let Some(name) = s.service_name()
+            {
+                out.insert(name.to_owned(), s.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The task definition ARN a service runs; `None` when the service does not exist.
+pub async fn current_task_definition(
+    ecs: &Ecs,
+    cluster: &str,
+    service: &str,
+) -> Result<Option<String>> {
+    let live = live_services(ecs, cluster, &[service.to_owned()])
+        .await
+        .with_context(|| format!("DescribeServices {service}"))?;
+    Ok(live
+        .get(service)
+        .and_then(|s| s.task_definition())
+        .map(str::to_owned))
+}
+
+/// The last few service events: the "why" of a failed deployment.
+pub async fn recent_events(ecs: &Ecs, cluster: &str, service: &str, n: usize) -> Vec<String> {
+    match live_services(ecs, cluster, &[service.to_owned()]).await {
+        Ok(live) => live
+            .get(service)
+            .map(|s| {
+                s.events()
+                    .iter()
+                    .take(n)
+                    .map(|e| e.message().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(_) => vec![],
+    }
+}
+
+// ------------------------------------------------------------------ task definitions
+
+/// A task definition's ARN (resolving `family:N`) and status.
+pub async fn task_definition_status(
+    ecs: &Ecs,
+    td: &str,
+) -> Result<(String, Option<TaskDefinitionStatus>)> {
+    let out = ecs
+        .describe_task_definition()
+        .task_definition(td)
+        .send()
+        .await
+        .with_context(|| format!("DescribeTaskDefinition {td}"))?;
+    let t = out
+        .task_definition()
+        .ok_or_else(|| anyhow!("task definition {td} not found"))?;
+    Ok((
+        t.task_definition_arn().unwrap_or(td).to_owned(),
+        t.status().cloned(),
+    ))
+}
+
+/// A task definition's tags (empty when it cannot be read).
+pub async fn task_definition_tags(ecs: &Ecs, td: &str) -> BTreeMap<String, String> {
+    let mut tags = BTreeMap::new();
+    if let Ok(out) = ecs
+        .describe_task_definition()
+        .task_definition(td)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+    {
+        for t in out.tags() {
+            if let (Some(k), Some(v)) = (t.key(), t.value()) {
+                tags.insert(k.to_owned(), v.to_owned());
+            }
+        }
+    }
+    tags
+}
+
+/// `family:revision` of a task definition ARN.
+pub fn short_td(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// The newest ACTIVE revision of `current`'s family older than it.
+pub async fn previous_active_revision(ecs: &Ecs, current: &str) -> Result<Option<String>> {
+    let (family, rev) = short_td(current)
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("cannot read the revision of {current}"))?;
+    let rev: i64 = rev.parse().unwrap_or(i64::MAX);
+    let out = ecs
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(TaskDefinitionStatus::Active)
+        .sort(SortOrder::Desc)
+        .send()
+        .await
+        .context("ListTaskDefinitions")?;
+    // Sorted here too: moto ignores `sort`.
+    let mut candidates: Vec<(i64, String)> = out
+        .task_definition_arns()
+        .iter()
+        .filter_map(|a| {
+            let (f, r) = short_td(a).rsplit_once(':')?;
+            if f != family {
+                return None;
+            }
+            Some((r.parse().ok()?, a.clone()))
+        })
+        .filter(|(r, _)| *r < rev)
+        .collect();
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
+    Ok(candidates.into_iter().next().map(|(_, a)| a))
+}
+
+// ------------------------------------------------------------------ service deployments
+
+/// Statuses of a deployment that has not ended: the one definition of "in flight".
+pub const IN_FLIGHT: [ServiceDeploymentStatus; 5] = [
+    ServiceDeploymentStatus::Pending,
+    ServiceDeploymentStatus::InProgress,
+    ServiceDeploymentStatus::RollbackRequested,
+    ServiceDeploymentStatus::RollbackInProgress,
+    ServiceDeploymentStatus::StopRequested,
+];
+
+/// Statuses a deployment never leaves.
+pub fn is_terminal(status: &ServiceDeploymentStatus) -> bool {
+    matches!(
+        status,
+        ServiceDeploymentStatus::Successful
+            | ServiceDeploymentStatus::Stopped
+            | ServiceDeploymentStatus::RollbackSuccessful
+            | ServiceDeploymentStatus::RollbackFailed
+    )
+}
+
+/// One entry of ListServiceDeployments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentBrief {
+    pub arn: String,
+    pub status: ServiceDeploymentStatus,
+    pub created_at: Option<DateTime>,
+}
+
+/// A service's deployments, newest first, optionally only those in flight.
+pub async fn list_deployments(
+    ecs: &Ecs,
+    cluster: &str,
+    service: &str,
+    in_flight_only: bool,
+) -> Result<Vec<DeploymentBrief>> {
+    let mut req = ecs
+        .list_service_deployments()
+        .cluster(cluster)
+        .service(service);
+    if in_flight_only {
+        req = req.set_status(Some(IN_FLIGHT.to_vec()));
+    }
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = req
+            .clone()
+            .set_next_token(token)
+            .send()
+            .await
+            .with_context(|| format!("ListServiceDeployments for {cluster}/{service}"))?;
+        for d in page.service_deployments() {
+            out.push(DeploymentBrief {
+                arn: d.service_deployment_arn().unwrap_or_default().to_owned(),
+                status: d
+                    .status()
+                    .cloned()
+                    .unwrap_or(ServiceDeploymentStatus::Pending),
+                created_at: d.created_at().cloned(),
+            });
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    out.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+    Ok(out)
+}
+
+/// A service's deployments that have not ended, newest first.
+pub async fn in_flight(ecs: &Ecs, cluster: &str, service: &str) -> Result<Vec<DeploymentBrief>> {
+    list_deployments(ecs, cluster, service, true).await
+}
+
+/// The in-flight deployments of several services: (service, deployment ARN), newest first.
+pub async fn in_flight_of(
+    ecs: &Ecs,
+    cluster: &str,
+    services: &[String],
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for svc in services {
+        for d in in_flight(ecs, cluster, svc).await? {
+            out.push((svc.clone(), d.arn));
+        }
+    }
+    Ok(out)
+}
+
+/// A paused lifecycle hook waiting for ContinueServiceDeployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwaitingHook {
+    pub hook_id: String,
+    /// The lifecycle stage the deployment paused in.
+    pub stage: Option<ServiceDeploymentLifecycleStage>,
+    pub expires_at: Option<String>,
+    pub timeout_action: DeploymentLifecycleHookAction,
+}
+
+/// What the deployer needs from a service deployment, flattened from the SDK shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentView {
+    pub arn: String,
+    pub status: ServiceDeploymentStatus,
+    pub reason: String,
+    pub stage: Option<ServiceDeploymentLifecycleStage>,
+    pub awaiting_hook: Option<AwaitingHook>,
+    pub rollback_reason: Option<String>,
+    pub circuit_breaker_triggered: bool,
+    pub triggered_alarms: Vec<String>,
+    pub timed_out_hooks: usize,
+    pub target_revision: Option<String>,
+    /// `updatedAt` in epoch seconds: when the deployment last changed (e.g. a hook appeared).
+    pub updated_at: Option<f64>,
+}
+
+impl DeploymentView {
+    pub fn from_sdk(d: &ServiceDeployment) -> Self {
+        let stage = d.lifecycle_stage().cloned();
+        let hooks = d.lifecycle_hook_details();
+        let awaiting_hook = hooks
+            .iter()
+            .find(|h| h.status() == Some(&DeploymentLifecycleHookStatus::AwaitingAction))
+            .map(|h| AwaitingHook {
+                hook_id: h.hook_id().unwrap_or_default().to_owned(),
+                stage: stage.clone(),
+                expires_at: h.expires_at().map(|t| t.to_string()),
+                timeout_action: h
+                    .timeout_action()
+                    .cloned()
+                    .unwrap_or(DeploymentLifecycleHookAction::Rollback),
+            });
+        Self {
+            arn: d.service_deployment_arn().unwrap_or_default().to_owned(),
+            status: d
+                .status()
+                .cloned()
+                .unwrap_or(ServiceDeploymentStatus::Pending),
+            reason: d.status_reason().unwrap_or_default().to_owned(),
+            stage,
+            awaiting_hook,
+            rollback_reason: d.rollback().and_then(|r| r.reason()).map(str::to_owned),
+            circuit_breaker_triggered: d
+                .deployment_circuit_breaker()
+                .and_then(|c| c.status())
+                .is_some_and(|s| s.as_str() == "TRIGGERED"),
+            triggered_alarms: d
+                .alarms()
+                .map(|a| a.triggered_alarm_names().to_vec())
+                .unwrap_or_default(),
+            timed_out_hooks: hooks
+                .iter()
+                .filter(|h| h.status() == Some(&DeploymentLifecycleHookStatus::TimedOut))
+                .count(),
+            target_revision: d
+                .target_service_revision()
+                .and_then(|r| r.arn())
+                .map(str::to_owned),
+            updated_at: d.updated_at().map(|t| t.as_secs_f64()),
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        is_terminal(&self.status)
+    }
+
+    pub fn is_rolling_back(&self) -> bool {
+        matches!(
+            self.status,
+            ServiceDeploymentStatus::RollbackRequested
+                | ServiceDeploymentStatus::RollbackInProgress
+                | ServiceDeploymentStatus::RollbackSuccessful
+                | ServiceDeploymentStatus::RollbackFailed
+        )
+    }
+
+    /// The lifecycle stage as ECS names it, `-` when there is none.
+    pub fn stage_name(&self) -> &str {
+        self.stage.as_ref().map(|s| s.as_str()).unwrap_or("-")
+    }
+
+    /// Why ECS itself failed or rolled back the deployment, if it did.
+    pub fn ecs_failure(&self) -> Option<String> {
+        if self.circuit_breaker_triggered {
+            return Some(format!(
+                "ECS circuit breaker tripped: {}",
+                self.best_reason()
+            ));
+        }
+        if !self.triggered_alarms.is_empty() {
+            return Some(format!(
+                "CloudWatch alarm(s) {} fired: {}",
+                self.triggered_alarms.join(", "),
+                self.best_reason()
+            ));
+        }
+        if self.timed_out_hooks > 0 {
+            return Some(format!("lifecycle hook timed out: {}", self.best_reason()));
+        }
+        None
+    }
+
+    pub fn best_reason(&self) -> String {
+        self.rollback_reason
+            .clone()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| self.reason.clone())
+    }
+}
+
+pub async fn describe(ecs: &Ecs, arn: &str) -> Result<DeploymentView> {
+    let out = ecs
+        .describe_service_deployments()
+        .service_deployment_arns(arn)
+        .send()
+        .await
+        .with_context(|| format!("DescribeServiceDeployments {arn}"))?;
+    match out.service_deployments().first() {
+        Some(d) => Ok(DeploymentView::from_sdk(d)),
+        None => bail!(
+            "service deployment {arn} was not found (DescribeServiceDeployments reported it MISSING)"
+        ),
+    }
+}
+
+pub async fn continue_hook(
+    ecs: &Ecs,
+    arn: &str,
+    hook_id: &str,
+    action: DeploymentLifecycleHookAction,
+) -> Result<()> {
+    ecs.continue_service_deployment()
+        .service_deployment_arn(arn)
+        .hook_id(hook_id)
+        .action(action.clone())
+        .send()
+        .await
+        .with_context(|| format!("ContinueServiceDeployment {} on {arn}", action.as_str()))?;
+    Ok(())
+}
+
+pub async fn stop_with_rollback(ecs: &Ecs, arn: &str) -> Result<()> {
+    ecs.stop_service_deployment()
+        .service_deployment_arn(arn)
+        .stop_type(StopServiceDeploymentStopType::Rollback)
+        .send()
+        .await
+        .with_context(|| format!("StopServiceDeployment ROLLBACK on {arn}"))?;
+    Ok(())
+}
+
+/// Rolls back an in-flight deployment the way its state requires: through the paused hook
+/// (ContinueServiceDeployment ROLLBACK) or StopServiceDeployment ROLLBACK otherwise.
+pub async fn roll_back_in_flight(ecs: &Ecs, view: &DeploymentView) -> Result<&'static str> {
+    if view.is_terminal() || view.is_rolling_back() {
+        return Ok("already finished or rolling back");
+    }
+    if let Some(hook) = &view.awaiting_hook {
+        continue_hook(
+            ecs,
+            &view.arn,
+            &hook.hook_id,
+            DeploymentLifecycleHookAction::Rollback,
+        )
+        .await?;
+        return Ok("ContinueServiceDeployment ROLLBACK");
+    }
+    stop_with_rollback(ecs, &view.arn).await?;
+    Ok("StopServiceDeployment ROLLBACK")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn view(
+        status: ServiceDeploymentStatus,
+        stage: ServiceDeploymentLifecycleStage,
+    ) -> DeploymentView {
+        DeploymentView {
+            arn: "a".into(),
+            status,
+            reason: String::new(),
+            stage: Some(stage),
+            awaiting_hook: None,
+            rollback_reason: None,
+            circuit_breaker_triggered: false,
+            triggered_alarms: vec![],
+            timed_out_hooks: 0,
+            target_revision: None,
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn ecs_failures_are_named() {
+        let mut v = view(
+            ServiceDeploymentStatus::RollbackSuccessful,
+            ServiceDeploymentLifecycleStage::ScaleUp,
+        );
+        assert_eq!(v.ecs_failure(), None);
+        v.circuit_breaker_triggered = true;
+        v.rollback_reason = Some("tasks failed".into());
+        assert!(v.ecs_failure().unwrap().contains("circuit breaker"));
+        assert!(
+            is_terminal(&ServiceDeploymentStatus::RollbackSuccessful)
+                && !is_terminal(&ServiceDeploymentStatus::RollbackInProgress)
+        );
+    }
+}

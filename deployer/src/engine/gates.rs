@@ -1,0 +1,178 @@
+//! Gates: what decides whether a paused deployment continues. HTTP smoke checks against the
+//! test listener (or production), the agent gate (agents of the new sha heart-beating on the
+//! orchestrator's API), and the production checks repeated during bake time.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::ServiceDeploymentLifecycleStage as Stage;
+use serde_json::Value;
+
+use super::Ctx;
+use super::smoke::{self, Vars};
+use super::waves::ServicePlan;
+use crate::config::SmokeTarget;
+
+/// A gate said no; the text says why (with the failing request, secrets redacted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GateFailed(pub String);
+
+/// The production smoke checks once, during bake time: `None` when there is nothing to check.
+pub(crate) async fn bake_check(
+    ctx: &Ctx,
+    plan: &ServicePlan,
+    vars: &Vars,
+) -> Option<Result<(), GateFailed>> {
+    let name = &plan.svc.name;
+    let url = ctx.env.urls.production.clone()?;
+    let checks = ctx.smoke_checks(&plan.svc, SmokeTarget::Production);
+    if checks.is_empty() {
+        return None;
+    }
+    match smoke::run_all(&ctx.http, &url, &checks, vars).await {
+        Ok(rep) if !rep.passed() => {
+            ctx.record_smoke(&format!("{name} @ BAKE_TIME"), &rep);
+            let f = rep.first_failure().map(|f| f.explain()).unwrap_or_default();
+            Some(Err(GateFailed(f)))
+        }
+        Ok(rep) => {
+            // The first passing round is enough for the summary.
+            let mut s = ctx.stats.lock().expect("stats");
+            if !s
+                .smoke
+                .iter()
+                .any(|(p, _)| p.ends_with("BAKE_TIME") && p.starts_with(name.as_str()))
+            {
+                for c in &rep.results {
+                    s.smoke.push((format!("{name} @ BAKE_TIME"), c.clone()));
+                }
+            }
+            Some(Ok(()))
+        }
+        Err(e) => {
+            // The checks could not run (not a verdict): say so and try again next round.
+            ctx.report.line(&format!("[{name}] {e:#}"));
+            None
+        }
+    }
+}
+
+/// Agents of `kind` reporting `git_sha` and a recent heartbeat on the orchestrator's API.
+pub(crate) async fn agent_gate(
+    ctx: &Ctx,
+    kind: &str,
+    git_sha: &str,
+    timeout: Duration,
+) -> Result<(), GateFailed> {
+    let Some(base) = ctx.env.urls.production.clone() else {
+        return Err(GateFailed(format!(
+            "the agent gate for '{kind}' needs urls.production (the orchestrator API) in environment {}",
+            ctx.env_name
+        )));
+    };
+    let url = format!("{}/api/v1/agents", base.trim_end_matches('/'));
+    let deadline = Instant::now() + timeout;
+    let mut last;
+    loop {
+        let mut req = ctx.http.get(&url).timeout(Duration::from_secs(5));
+        if let Some(t) = ctx.token() {
+            req = req.bearer_auth(t);
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => {
+                let body: Value = r.json().await.unwrap_or_default();
+                let now = chrono::Utc::now();
+                let ok = body["agents"].as_array().is_some_and(|agents| {
+                    agents.iter().any(|a| {
+                        a["kind"] == kind
+                            && a["git_sha"] == git_sha
+                            && a["last_heartbeat"]
+                                .as_str()
+                                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                                .is_some_and(|t| {
+                                    (now - t.with_timezone(&chrono::Utc)).num_seconds() < 60
+                                })
+                    })
+                });
+                if ok {
+                    return Ok(());
+                }
+                last = format!("no '{kind}' agent with git sha {git_sha} heart-beating yet");
+            }
+            Ok(r) => last = format!("GET {url} answered HTTP {}", r.status()),
+            Err(e) => {
+                last = format!(
+                    "GET {url} failed: {}",
+                    if e.is_timeout() {
+                        "timeout".to_owned()
+                    } else {
+                        "connection error".to_owned()
+                    }
+                )
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(GateFailed(format!(
+                "agent gate for '{kind}' failed after {timeout:?}: {last}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs the gate for a hook paused at `stage`: `Ok` = CONTINUE.
+pub(crate) async fn gate_for_hook(
+    ctx: &Ctx,
+    plan: &ServicePlan,
+    stage: Option<&Stage>,
+    vars: &Vars,
+) -> Result<(), GateFailed> {
+    let (place, url) = match stage {
+        Some(Stage::PostTestTrafficShift | Stage::TestTrafficShift) => {
+            (SmokeTarget::Test, ctx.env.urls.test.clone())
+        }
+        Some(Stage::PostProductionTrafficShift | Stage::ProductionTrafficShift) => {
+            (SmokeTarget::Production, ctx.env.urls.production.clone())
+        }
+        Some(Stage::PostScaleUp) => {
+            if let Some(kind) = &plan.svc.agent_kind {
+                return agent_gate(ctx, kind, &plan.git_sha, Duration::from_secs(60)).await;
+            }
+            return Ok(());
+        }
+        _ => return Ok(()),
+    };
+    let checks = ctx.smoke_checks(&plan.svc, place);
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let Some(url) = url else {
+        return Err(GateFailed(format!(
+            "smoke checks for {} at {} need urls.{} in environment {}",
+            plan.svc.name,
+            stage.map(|s| s.as_str()).unwrap_or("-"),
+            if place == SmokeTarget::Test {
+                "test"
+            } else {
+                "production"
+            },
+            ctx.env_name
+        )));
+    };
+    let label = format!(
+        "{} @ {}",
+        plan.svc.name,
+        stage.map(|s| s.as_str()).unwrap_or("-")
+    );
+    let rep = smoke::run_all(&ctx.http, &url, &checks, vars)
+        .await
+        .map_err(|e| GateFailed(format!("{e:#}")))?;
+    ctx.record_smoke(&label, &rep);
+    for r in &rep.results {
+        ctx.report
+            .line(&format!("[{}] {}", plan.svc.name, r.explain()));
+    }
+    match rep.first_failure() {
+        None => Ok(()),
+        Some(f) => Err(GateFailed(f.explain())),
+    }
+}

@@ -1,0 +1,200 @@
+//! What a release tells people: progress lines on stderr (with `::group::`/`::error::` in
+//! GitHub Actions), a markdown summary for `$GITHUB_STEP_SUMMARY`, outputs for `$GITHUB_OUTPUT`,
+//! and an optional Slack-compatible webhook message. Nothing here ever prints a secret: callers
+//! pass only redacted text.
+
+use std::io::Write as _;
+use std::time::Instant;
+
+use super::Outcome;
+use super::smoke::CheckResult;
+use crate::aws::ecs::short_td;
+use crate::state::audit::{ReleaseKind, ReleaseRecord};
+
+pub struct Reporter {
+    started: Instant,
+    pub github: bool,
+    quiet: bool,
+    group_open: std::sync::Mutex<bool>,
+}
+
+impl Reporter {
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            started: Instant::now(),
+            github: std::env::var("GITHUB_ACTIONS").ok().as_deref() == Some("true"),
+            quiet,
+            group_open: std::sync::Mutex::new(false),
+        }
+    }
+
+    pub fn elapsed_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// A new stage of the release (a `::group::` in Actions).
+    pub fn stage(&self, title: &str) {
+        let mut open = self.group_open.lock().expect("reporter lock");
+        if self.github {
+            if *open {
+                eprintln!("::endgroup::");
+            }
+            eprintln!("::group::{title}");
+            *open = true;
+        } else if !self.quiet {
+            eprintln!("==> {title}");
+        }
+    }
+
+    pub fn end_group(&self) {
+        let mut open = self.group_open.lock().expect("reporter lock");
+        if self.github && *open {
+            eprintln!("::endgroup::");
+            *open = false;
+        }
+    }
+
+    pub fn line(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("[{:>7.2}s] {text}", self.elapsed_s());
+        }
+    }
+}
+
+/// The markdown summary of a finished release.
+pub fn summary_markdown(
+    rec: &ReleaseRecord,
+    outcome: Outcome,
+    smoke: &[(String, CheckResult)],
+    duration_s: f64,
+) -> String {
+    let mut md = String::new();
+    let icon = if outcome == Outcome::Succeeded {
+        "✅"
+    } else {
+        "❌"
+    };
+    md.push_str(&format!(
+        "## {icon} {} `{}` to **{}**: {}\n\n",
+        if rec.kind == ReleaseKind::Rollback {
+            "Rollback"
+        } else {
+            "Release"
+        },
+        rec.release_id,
+        rec.env,
+        outcome.describe()
+    ));
+    md.push_str(&format!(
+        "- git sha: `{}`\n- image: `{}`\n- actor: {}\n- duration: {duration_s:.1} s\n",
+        rec.git_sha, rec.image, rec.actor
+    ));
+    if !rec.reason.is_empty() {
+        md.push_str(&format!("- reason: {}\n", rec.reason.replace('\n', " ")));
+    }
+    md.push_str("\n| service | revision | previous | status |\n| --- | --- | --- | --- |\n");
+    for s in &rec.services {
+        md.push_str(&format!(
+            "| {} | `{}` | `{}` | {} |\n",
+            s.service,
+            short_td(&s.task_definition),
+            short_td(&s.previous_task_definition),
+            s.status
+        ));
+    }
+    if !smoke.is_empty() {
+        md.push_str("\n| smoke check | where | result | attempts |\n| --- | --- | --- | --- |\n");
+        for (place, r) in smoke {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                r.name,
+                place,
+                if r.passed {
+                    "pass".to_owned()
+                } else {
+                    format!("FAIL: {}", r.failure.clone().unwrap_or_default())
+                },
+                r.attempts
+            ));
+        }
+    }
+    md
+}
+
+/// Appends to `$GITHUB_STEP_SUMMARY` and `$GITHUB_OUTPUT` when they are set (in Actions, or in
+/// tests that point them at files).
+pub fn write_github_files(md: &str, outputs: &[(&str, String)]) -> anyhow::Result<()> {
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        writeln!(f, "{md}")?;
+    }
+    if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty()) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        for (k, v) in outputs {
+            // Values are single-line by construction; keep it so.
+            writeln!(f, "{k}={}", v.replace('\n', " "))?;
+        }
+    }
+    Ok(())
+}
+
+/// Posts a short message to a Slack-compatible incoming webhook. Failures are warnings: a
+/// notification must never change a release's outcome. The URL is a secret and never printed.
+pub async fn notify(webhook: &str, rec: &ReleaseRecord, outcome: Outcome) -> Result<(), String> {
+    let text = format!(
+        "{} {} {} to {} ({}): {}{}",
+        if outcome == Outcome::Succeeded {
+            ":white_check_mark:"
+        } else {
+            ":rotating_light:"
+        },
+        rec.kind.as_str(),
+        rec.release_id,
+        rec.env,
+        &rec.git_sha.chars().take(12).collect::<String>(),
+        outcome.describe(),
+        if rec.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", rec.reason.lines().next().unwrap_or_default())
+        }
+    );
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    match client
+        .post(webhook)
+        .json(&serde_json::json!({ "text": text }))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("the webhook answered HTTP {}", r.status())),
+        // Never include the URL (reqwest errors do): say what kind of failure it was.
+        Err(e) if e.is_timeout() => Err("the webhook did not answer within 5 s".into()),
+        Err(e) if e.is_connect() => Err("could not connect to the webhook".into()),
+        Err(_) => Err("the webhook request failed".into()),
+    }
+}
+
+/// The machine-readable result of a release or rollback (`-o json`).
+pub fn run_summary(ctx: &super::Ctx, outcome: Outcome) -> serde_json::Value {
+    let stats = ctx.stats.lock().expect("stats").clone();
+    serde_json::json!({
+        "env": ctx.env_name,
+        "outcome": outcome,
+        "exit_code": outcome.exit_code(),
+        "hook_to_action_ms": stats.hook_to_action_ms,
+        "hook_detect_ms": stats.hook_detect_ms,
+        "polls": stats.polls,
+        "smoke": stats.smoke.iter().map(|(p, r)| serde_json::json!({"where": p, "result": r})).collect::<Vec<_>>(),
+        "duration_s": ctx.report.elapsed_s(),
+    })
+}

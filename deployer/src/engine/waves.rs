@@ -1,0 +1,125 @@
+//! Deploying a release's services in waves (agents first, then the rest, in config order,
+//! `release.max_parallel` at a time) and putting back the ones that had moved when a later one
+//! fails.
+
+use super::deploy::deploy_service;
+use super::smoke::Vars;
+use super::{Ctx, Outcome, Step, Stop};
+use crate::aws::ecs::short_td;
+use crate::config;
+use crate::state::audit::{ReleaseRecord, ServiceStatus};
+
+/// One service's part of a release.
+#[derive(Debug, Clone)]
+pub(crate) struct ServicePlan {
+    pub svc: config::Service,
+    pub target_td: String,
+    pub previous_td: String,
+    pub git_sha: String,
+    /// Set when re-attaching to a deployment already in flight.
+    pub deployment_arn: Option<String>,
+}
+
+/// How one service's deployment ended.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceResult {
+    pub name: String,
+    pub outcome: Outcome,
+    pub reason: String,
+    pub deployment_arn: String,
+    pub status: ServiceStatus,
+}
+
+/// The values smoke-check assertions are templated with.
+pub(crate) fn smoke_vars(ctx: &Ctx, rec: &ReleaseRecord) -> Vars {
+    Vars::new(&[
+        ("git_sha", &rec.git_sha),
+        ("release_id", &rec.release_id),
+        ("version", env!("CARGO_PKG_VERSION")),
+        ("env", &ctx.env_name),
+        ("image", &rec.image),
+    ])
+}
+
+/// Puts services that already moved back on their previous task definition (hooks continue
+/// without gates: the previous revision already proved itself), and marks them in the record.
+pub(crate) async fn revert(ctx: &Ctx, plans: &[ServicePlan], rec: &mut ReleaseRecord) {
+    if plans.is_empty() {
+        return;
+    }
+    ctx.report.stage("Revert services that had already moved");
+    for p in plans {
+        ctx.report.line(&format!(
+            "[{}] reverting to {}",
+            p.svc.name,
+            short_td(&p.previous_td)
+        ));
+        let back = ServicePlan {
+            svc: p.svc.clone(),
+            target_td: p.previous_td.clone(),
+            previous_td: p.target_td.clone(),
+            git_sha: String::new(),
+            deployment_arn: None,
+        };
+        let r = deploy_service(ctx, &back, &Vars::default(), false).await;
+        ctx.report.line(&format!(
+            "[{}] revert: {} {}",
+            p.svc.name, r.status, r.reason
+        ));
+        if let Some(s) = rec.service_mut(&p.svc.name) {
+            s.status = ServiceStatus::Reverted;
+        }
+    }
+}
+
+/// Deploys the plans in waves; on the first failure stops, and reverts services that had
+/// already succeeded.
+pub(crate) async fn deploy_all(
+    ctx: &Ctx,
+    plans: &[ServicePlan],
+    vars: &Vars,
+    rec: &mut ReleaseRecord,
+) -> Step<()> {
+    let mut ordered: Vec<&ServicePlan> = plans
+        .iter()
+        .filter(|p| p.svc.agent_kind.is_some())
+        .collect();
+    ordered.extend(plans.iter().filter(|p| p.svc.agent_kind.is_none()));
+    let parallel = ctx.env.release.max_parallel.max(1) as usize;
+    let mut done: Vec<ServicePlan> = Vec::new();
+    let mut outcome = Outcome::Succeeded;
+    let mut reasons = Vec::new();
+    for chunk in ordered.chunks(parallel) {
+        let names: Vec<&str> = chunk.iter().map(|p| p.svc.name.as_str()).collect();
+        ctx.report.stage(&format!("Deploy {}", names.join(", ")));
+        let results =
+            futures::future::join_all(chunk.iter().map(|p| deploy_service(ctx, p, vars, true)))
+                .await;
+        for (p, r) in chunk.iter().zip(results) {
+            let note = |rec: &mut ReleaseRecord| {
+                if let Some(s) = rec.service_mut(&r.name) {
+                    s.deployment_arn = r.deployment_arn.clone();
+                    s.status = r.status.clone();
+                }
+            };
+            if let Some(open) = ctx.open_record.lock().expect("open record").as_mut() {
+                note(open);
+            }
+            note(rec);
+            if r.outcome == Outcome::Succeeded {
+                done.push((*p).clone());
+            } else {
+                outcome = outcome.worst(r.outcome);
+                reasons.push(format!("{}: {}", r.name, r.reason));
+            }
+        }
+        if outcome != Outcome::Succeeded {
+            break;
+        }
+    }
+    if outcome == Outcome::Succeeded {
+        return Ok(());
+    }
+    revert(ctx, &done, rec).await;
+    Err(Stop::new(outcome, reasons.join("\n")))
+}

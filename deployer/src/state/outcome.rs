@@ -1,0 +1,171 @@
+//! How a release or rollback ended: its exit code, its name in the audit table and in GitHub
+//! outputs, and its description — one table ([`Outcome::info`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::exit::Code;
+
+/// How a release (or rollback) ended. Each has its own exit code (docs/release.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    /// A smoke check or the agent gate failed; the deployer rolled back.
+    RolledBackSmoke,
+    /// ECS rolled back by itself: circuit breaker, alarm, hook timeout.
+    RolledBackEcs,
+    TimedOut,
+    LockHeld,
+    PreflightFailed,
+    /// The release had to build and push the image, and that failed; nothing was changed.
+    ImageFailed,
+    ConfigError,
+    /// The migration task failed; no service was changed.
+    MigrationFailed,
+    /// Ctrl-C / SIGTERM: in-flight deployments were rolled back.
+    Interrupted,
+    /// Anything else (AWS errors, …).
+    Failed,
+}
+
+/// One row of the outcome table.
+struct Info {
+    code: Code,
+    name: &'static str,
+    describe: &'static str,
+    /// Which outcome wins when services of one release end differently (higher wins).
+    rank: u8,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 11] = [
+        Outcome::Succeeded,
+        Outcome::RolledBackSmoke,
+        Outcome::RolledBackEcs,
+        Outcome::TimedOut,
+        Outcome::LockHeld,
+        Outcome::PreflightFailed,
+        Outcome::ImageFailed,
+        Outcome::ConfigError,
+        Outcome::MigrationFailed,
+        Outcome::Interrupted,
+        Outcome::Failed,
+    ];
+
+    const fn info(self) -> Info {
+        const fn i(code: Code, name: &'static str, describe: &'static str, rank: u8) -> Info {
+            Info {
+                code,
+                name,
+                describe,
+                rank,
+            }
+        }
+        match self {
+            Outcome::Succeeded => i(Code::Ok, "succeeded", "succeeded", 0),
+            Outcome::RolledBackSmoke => i(
+                Code::RolledBackSmoke,
+                "rolled_back_smoke",
+                "rolled back after a failed smoke check / gate",
+                3,
+            ),
+            Outcome::RolledBackEcs => i(
+                Code::RolledBackEcs,
+                "rolled_back_ecs",
+                "rolled back by ECS",
+                4,
+            ),
+            Outcome::TimedOut => i(Code::TimedOut, "timed_out", "timed out (rolled back)", 5),
+            Outcome::LockHeld => i(
+                Code::LockHeld,
+                "lock_held",
+                "not started: the deploy lock is held",
+                1,
+            ),
+            Outcome::PreflightFailed => i(
+                Code::Preflight,
+                "preflight_failed",
+                "not started: preflight failed",
+                1,
+            ),
+            Outcome::ImageFailed => i(
+                Code::Image,
+                "image_failed",
+                "not started: building/pushing the image failed",
+                1,
+            ),
+            Outcome::ConfigError => i(
+                Code::Config,
+                "config_error",
+                "not started: configuration error",
+                1,
+            ),
+            Outcome::MigrationFailed => i(
+                Code::MigrationFailed,
+                "migration_failed",
+                "stopped: the migration failed (no service changed)",
+                1,
+            ),
+            Outcome::Interrupted => i(
+                Code::Interrupted,
+                "interrupted",
+                "interrupted (in-flight deployments rolled back)",
+                6,
+            ),
+            Outcome::Failed => i(Code::Aws, "failed", "failed", 2),
+        }
+    }
+
+    /// The process exit code.
+    pub fn code(self) -> Code {
+        self.info().code
+    }
+
+    pub fn exit_code(self) -> i32 {
+        self.code().as_u8() as i32
+    }
+
+    /// The name in the audit table, JSON and GitHub outputs.
+    pub fn as_str(self) -> &'static str {
+        self.info().name
+    }
+
+    pub fn describe(self) -> &'static str {
+        self.info().describe
+    }
+
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
+    /// The worse of two outcomes (for a release of many services).
+    pub fn worst(self, other: Outcome) -> Outcome {
+        if other.info().rank > self.info().rank {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_have_distinct_codes_and_names() {
+        let mut codes: Vec<i32> = Outcome::ALL.iter().map(|o| o.exit_code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), Outcome::ALL.len());
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::from_name(o.as_str()), Some(o));
+            let json = serde_json::to_value(o).unwrap();
+            assert_eq!(json, o.as_str(), "serde and the table agree");
+        }
+        assert_eq!(
+            Outcome::Succeeded.worst(Outcome::RolledBackEcs),
+            Outcome::RolledBackEcs
+        );
+    }
+}
