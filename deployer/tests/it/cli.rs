@@ -110,6 +110,33 @@ fn deployer(aws: Option<&TestAws>, dir: &Path, args: &[&str], extra: &[(&str, &s
     d.envs(extra).output()
 }
 
+/// `deployer render --env test --service orchestrator --git-sha <git_sha> <more>`, which succeeds.
+fn render_orchestrator(aws: &TestAws, p: &Project, git_sha: &str, more: &[&str]) -> Output {
+    let mut args = vec![
+        "render",
+        "--env",
+        "test",
+        "--service",
+        "orchestrator",
+        "--git-sha",
+        git_sha,
+    ];
+    args.extend(more);
+    let o = deployer(Some(aws), p.path(), &args, &[]);
+    assert_exit(&o, Code::Ok);
+    o
+}
+
+/// The run's stdout as JSON.
+fn json(o: &Output) -> Result<Value> {
+    serde_json::from_str(&stdout(o)).with_context(|| format!("stdout is not JSON:\n{}", stdout(o)))
+}
+
+/// `deployer <verb> --env test --git-sha <git_sha> -o json`.
+fn json_for<'a>(verb: &'a str, git_sha: &'a str) -> [&'a str; 7] {
+    [verb, "--env", "test", "--git-sha", git_sha, "-o", "json"]
+}
+
 fn sha() -> String {
     test_support::unique("")
         .chars()
@@ -203,7 +230,7 @@ fn config_show_layers_file_env_and_flags_and_redacts_secrets() -> Result<()> {
         ],
     );
     assert_exit(&o, Code::Ok);
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let v = json(&o)?;
     let s = &v["settings"];
     assert_eq!(s["cluster"], "from-env", "env var over file");
     assert_eq!(s["region"], "eu-central-1", "flag over env var");
@@ -446,24 +473,8 @@ async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exact
     ecs.create_cluster().cluster_name(&p.cluster).send().await?;
 
     // Render exactly what would be registered, and register it as the release would.
-    let o = deployer(
-        Some(&aws),
-        p.path(),
-        &[
-            "render",
-            "--env",
-            "test",
-            "--service",
-            "orchestrator",
-            "--image",
-            &image,
-            "--git-sha",
-            "abc1234",
-        ],
-        &[],
-    );
-    assert_exit(&o, Code::Ok);
-    let rendered: Value = serde_json::from_str(&stdout(&o))?;
+    let o = render_orchestrator(&aws, &p, "abc1234", &["--image", &image]);
+    let rendered = json(&o)?;
     assert_eq!(rendered["family"], "agentic-test-orchestrator");
     assert_eq!(rendered["containerDefinitions"][0]["image"], image.as_str());
     let td = taskdef_from_json(&rendered).map_err(anyhow::Error::msg)?;
@@ -538,7 +549,7 @@ async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exact
         &[("DEPLOYER_PROJECT__VARS__LOG_LEVEL", "debug")],
     );
     assert_exit(&o, Code::Changes);
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let v = json(&o)?;
     let s = &v["services"][0];
     assert_eq!(s["needs_deployment"], true);
     assert_eq!(
@@ -557,7 +568,7 @@ async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exact
         )],
     );
     assert_exit(&o, Code::Changes);
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let v = json(&o)?;
     assert_eq!(v["services"][0]["needs_deployment"], false);
     assert_eq!(
         v["services"][0]["service_changes"],
@@ -651,21 +662,13 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         .load_balancers(lb_cfg)
         .send()
         .await?;
-    let verify = [
-        "verify",
-        "--env",
-        "test",
-        "--git-sha",
-        git_sha.as_str(),
-        "-o",
-        "json",
-    ];
+    let verify = json_for("verify", &git_sha);
 
     // Before: the service is ROLLING (moto's create_service drops deploymentConfiguration) and the
     // image is not in ECR: two named failures, exit 4.
     let o = deployer(Some(&aws), p.path(), &verify, &[]);
     assert_exit(&o, Code::Preflight);
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let v = json(&o)?;
     let failed: Vec<(String, String)> = v["checks"]
         .as_array()
         .context("checks")?
@@ -707,7 +710,7 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         .await?;
     let o = deployer(Some(&aws), p.path(), &verify, &[]);
     assert_exit(&o, Code::Ok);
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let v = json(&o)?;
     let checks: Vec<(String, String)> = v["checks"]
         .as_array()
         .context("checks")?
@@ -771,7 +774,7 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         &[("DEPLOYER_ENVIRONMENTS__TEST__CLUSTER", "no-such-cluster")],
     );
     assert_exit(&o, Code::Preflight);
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let v = json(&o)?;
     let check = |v: &Value, name: &str| {
         v["checks"]
             .as_array()
@@ -807,7 +810,7 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         ],
     );
     assert_exit(&o, Code::Preflight);
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let v = json(&o)?;
     let lb_check = check(&v, "service orchestrator load balancer");
     assert_eq!(lb_check["status"], "fail");
     assert!(
@@ -859,7 +862,7 @@ async fn build_tags_the_image_with_labels_and_push_is_idempotent() -> Result<()>
         &[("VERSION", "1.2.3")],
     );
     assert_exit(&o, Code::Ok);
-    let built: Value = serde_json::from_str(&stdout(&o))?;
+    let built = json(&o)?;
     let tag = format!("{}:{git_sha}", p.repo);
     assert_eq!(built["image"], tag.as_str());
     let docker = bollard::Docker::connect_with_local_defaults()?
@@ -893,18 +896,10 @@ async fn build_tags_the_image_with_labels_and_push_is_idempotent() -> Result<()>
 
     // Push: layers to the local registry, manifest recorded in ECR, digest reported.
     create_repo(&aws, &p.repo).await;
-    let push = [
-        "push",
-        "--env",
-        "test",
-        "--git-sha",
-        git_sha.as_str(),
-        "-o",
-        "json",
-    ];
+    let push = json_for("push", &git_sha);
     let o = deployer(Some(&aws), p.path(), &push, &[]);
     assert_exit(&o, Code::Ok);
-    let pushed: Value = serde_json::from_str(&stdout(&o))?;
+    let pushed = json(&o)?;
     assert_eq!(pushed["skipped"], false);
     let digest = pushed["digest"].as_str().context("digest")?.to_string();
     assert!(digest.starts_with("sha256:"), "{pushed}");
@@ -948,27 +943,13 @@ async fn build_tags_the_image_with_labels_and_push_is_idempotent() -> Result<()>
     // Again: same image already there, nothing pushed.
     let o = deployer(Some(&aws), p.path(), &push, &[]);
     assert_exit(&o, Code::Ok);
-    let again: Value = serde_json::from_str(&stdout(&o))?;
+    let again = json(&o)?;
     assert_eq!(again["skipped"], true);
     assert_eq!(again["digest"], digest.as_str());
 
     // verify now finds the image, and render uses it by digest.
-    let o = deployer(
-        Some(&aws),
-        p.path(),
-        &[
-            "render",
-            "--env",
-            "test",
-            "--service",
-            "orchestrator",
-            "--git-sha",
-            &git_sha,
-        ],
-        &[],
-    );
-    assert_exit(&o, Code::Ok);
-    let td: Value = serde_json::from_str(&stdout(&o))?;
+    let o = render_orchestrator(&aws, &p, &git_sha, &[]);
+    let td = json(&o)?;
     assert!(
         td["containerDefinitions"][0]["image"]
             .as_str()
@@ -1026,17 +1007,9 @@ async fn verify_fails_while_a_service_deployment_is_in_progress() -> Result<()> 
         arns.push(register_orchestrator(&ecs, image).await);
     }
     create_service(&ecs, &p.cluster, "orchestrator", &arns[0], 1).await;
-    let verify = [
-        "verify",
-        "--env",
-        "test",
-        "--git-sha",
-        git_sha.as_str(),
-        "-o",
-        "json",
-    ];
+    let verify = json_for("verify", &git_sha);
     let idle = |o: &Output| -> Result<Value> {
-        let v: Value = serde_json::from_str(&stdout(o))?;
+        let v = json(o)?;
         v["checks"]
             .as_array()
             .and_then(|c| {

@@ -23,9 +23,7 @@ async fn assert_failed_release(w: &World, outcome: &str, reason_has: &[&str]) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_releases_every_service_and_records_it() {
-    let w = World::new(Options::default()).await;
-    let new = spawn_target(NEW_SHA, None).await;
-    let out = w.run(RELEASE, &new.url).await;
+    let (w, _new, out) = release_new(Options::default(), &[]).await;
     assert_exit(&out, Code::Ok);
     w.assert_all_on(NEW_SHA).await;
     let rec = w.last_record().await;
@@ -86,45 +84,33 @@ async fn smoke_failure_during_bake_rolls_back() {
     assert_stderr_has(&out, "StopServiceDeployment ROLLBACK");
 }
 
+/// A release with `fault` injected is rolled back by ECS itself, for a reason naming `reason`.
+async fn assert_ecs_rollback(fault: serde_json::Value, reason: &str) {
+    let (w, _new, out) = release_new(Options::default(), &[fault]).await;
+    assert_exit(&out, Code::RolledBackEcs);
+    assert_failed_release(&w, "rolled_back_ecs", &[reason]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn circuit_breaker_trip_is_an_ecs_rollback() {
-    let w = World::new(Options::default()).await;
-    plugin_fault(
-        &w.aws,
-        serde_json::json!({"kind": "circuit_breaker", "service": "agent-scaffold"}),
-    )
-    .await;
-    let new = spawn_target(NEW_SHA, None).await;
-    let out = w.run(RELEASE, &new.url).await;
-    assert_exit(&out, Code::RolledBackEcs);
-    assert_failed_release(&w, "rolled_back_ecs", &["circuit breaker"]).await;
+    let fault = serde_json::json!({"kind": "circuit_breaker", "service": "agent-scaffold"});
+    assert_ecs_rollback(fault, "circuit breaker").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarm_during_bake_is_an_ecs_rollback_and_reverts_moved_services() {
-    let w = World::new(Options::default()).await;
-    plugin_fault(
-        &w.aws,
-        serde_json::json!({"kind": "alarm", "service": "orchestrator", "alarm": "platform-5xx"}),
-    )
-    .await;
-    let new = spawn_target(NEW_SHA, None).await;
-    let out = w.run(RELEASE, &new.url).await;
-    assert_exit(&out, Code::RolledBackEcs);
-    // The agents had already moved to the new revision: they are put back too.
-    assert_failed_release(&w, "rolled_back_ecs", &["platform-5xx"]).await;
+    let fault =
+        serde_json::json!({"kind": "alarm", "service": "orchestrator", "alarm": "platform-5xx"});
+    // The agents had already moved to the new revision: they are put back too (every service
+    // on the old revision).
+    assert_ecs_rollback(fault, "platform-5xx").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_migration_changes_no_service() {
-    let w = World::new(Options::default()).await;
-    plugin_fault(
-        &w.aws,
-        serde_json::json!({"kind": "fail_task", "family": "platform-migrate", "exit_code": 3}),
-    )
-    .await;
-    let new = spawn_target(NEW_SHA, None).await;
-    let out = w.run(RELEASE, &new.url).await;
+    let fault =
+        serde_json::json!({"kind": "fail_task", "family": "platform-migrate", "exit_code": 3});
+    let (w, _new, out) = release_new(Options::default(), &[fault]).await;
     assert_exit(&out, Code::MigrationFailed);
     for s in SERVICES {
         let deps = list_deployments(&w.ecs, &w.cluster, s.name, false)
@@ -244,16 +230,12 @@ async fn missing_image_is_built_and_pushed_then_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_5xx_bursts_are_retried() {
-    let w = World::new(Options::default()).await;
     // Three failed answers in a row (2 throttled, 1 HTTP 503): within the SDK's 4 attempts.
-    plugin_fault(&w.aws, serde_json::json!({"kind": "throttle", "count": 2})).await;
-    plugin_fault(
-        &w.aws,
+    let faults = [
+        serde_json::json!({"kind": "throttle", "count": 2}),
         serde_json::json!({"kind": "server_error", "count": 1}),
-    )
-    .await;
-    let new = spawn_target(NEW_SHA, None).await;
-    let out = w.run(RELEASE, &new.url).await;
+    ];
+    let (w, _new, out) = release_new(Options::default(), &faults).await;
     assert_exit(&out, Code::Ok);
     w.assert_all_on(NEW_SHA).await;
     let state = plugin_state(&w.aws).await;

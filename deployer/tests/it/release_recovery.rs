@@ -171,9 +171,7 @@ async fn sigterm_while_paused_rolls_back_and_releases_the_lock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_without_audit_records_uses_task_definition_history() {
-    let w = World::new(Options::no_bake()).await;
-    let new = spawn_target(NEW_SHA, None).await;
-    let out = w.run(RELEASE, &new.url).await;
+    let (w, _new, out) = release_new(Options::no_bake(), &[]).await;
     assert_exit(&out, Code::Ok);
     w.assert_all_on(NEW_SHA).await;
     // An empty audit table (e.g. lost or never written): fall back to the revisions in ECS.

@@ -15,29 +15,36 @@ fn fake_platform(dir: &Path, script: &str) -> PathBuf {
     bin
 }
 
-/// The error of starting a target from `bin` (which must fail).
-async fn start_error(bin: &Path, ready_within: Duration) -> String {
-    match try_spawn_target(bin, NEW_SHA, None, ready_within).await {
-        Ok(t) => panic!("a target started from {} at {}", bin.display(), t.url),
-        Err(e) => format!("{e:#}"),
-    }
-}
-
-#[track_caller]
 fn assert_names(err: &str, pieces: &[&str]) {
     for p in pieces {
         assert!(err.contains(p), "{p:?} is not in the error:\n{err}");
     }
 }
 
+/// Starting a target from a `platform` that runs `script` fails, and the error names `pieces`.
+async fn start_fails(script: &str, ready_within: Duration, pieces: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = fake_platform(dir.path(), script);
+    match try_spawn_target(&bin, NEW_SHA, None, ready_within).await {
+        Ok(t) => panic!("a target started from {} at {}", bin.display(), t.url),
+        Err(e) => assert_names(&format!("{e:#}"), pieces),
+    }
+}
+
+/// The target's health answer: HTTP status and body.
+async fn health(t: &Target) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(format!("{}/api/v1/health", t.url))
+        .await
+        .unwrap_or_else(|e| panic!("{e}; stderr:\n{}", t.stderr_tail()));
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
 #[tokio::test]
 async fn smoke_target_is_the_real_platform_orchestrator() {
     let healthy = spawn_target(NEW_SHA, None).await;
-    let resp = reqwest::get(format!("{}/api/v1/health", healthy.url))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", healthy.stderr_tail());
-    let body: serde_json::Value = resp.json().await.unwrap();
+    let (status, body) = health(&healthy).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "healthy", "{body}");
     assert_eq!(body["git_sha"], NEW_SHA, "{body}");
     // The checks are the orchestrator's own: its database and Redis, really connected.
@@ -45,11 +52,8 @@ async fn smoke_target_is_the_real_platform_orchestrator() {
     assert_eq!(body["checks"]["redis"], "ok", "{body}");
 
     let sick = spawn_target(NEW_SHA, Some("unhealthy")).await;
-    let resp = reqwest::get(format!("{}/api/v1/health", sick.url))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 503, "{}", sick.stderr_tail());
-    let body: serde_json::Value = resp.json().await.unwrap();
+    let (status, body) = health(&sick).await;
+    assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unhealthy", "{body}");
     assert_eq!(
         body["checks"]["fault"], "PLATFORM_FAULT=unhealthy",
@@ -84,57 +88,36 @@ async fn a_release_test_fails_naming_the_unbuilt_platform_binary() {
 
 #[tokio::test]
 async fn an_orchestrator_that_exits_fails_with_its_stderr() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = fake_platform(
-        dir.path(),
-        r#"[ "$1" = migrate ] && exit 0
+    let script = r#"[ "$1" = migrate ] && exit 0
 echo "orchestrator: cannot bind 127.0.0.1:$PORT: address in use" >&2
-exit 3"#,
-    );
-    let err = start_error(&bin, READY_WITHIN).await;
-    assert_names(
-        &err,
-        &[
-            "orchestrator` exited",
-            "exit status: 3",
-            "before answering",
-            "cannot bind 127.0.0.1:",
-            "address in use",
-        ],
-    );
+exit 3"#;
+    let names = [
+        "orchestrator` exited",
+        "exit status: 3",
+        "before answering",
+        "cannot bind 127.0.0.1:",
+        "address in use",
+    ];
+    start_fails(script, READY_WITHIN, &names).await;
 }
 
 #[tokio::test]
 async fn an_orchestrator_that_never_answers_fails_after_the_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = fake_platform(
-        dir.path(),
-        r#"[ "$1" = migrate ] && exit 0
+    let script = r#"[ "$1" = migrate ] && exit 0
 echo "orchestrator: waiting for something that never comes" >&2
-exec sleep 60"#,
-    );
-    let err = start_error(&bin, Duration::from_millis(500)).await;
-    assert_names(
-        &err,
-        &[
-            "did not answer on http://127.0.0.1:",
-            "/api/v1/health within 500ms",
-            "waiting for something that never comes",
-        ],
-    );
+exec sleep 60"#;
+    let names = [
+        "did not answer on http://127.0.0.1:",
+        "/api/v1/health within 500ms",
+        "waiting for something that never comes",
+    ];
+    start_fails(script, Duration::from_millis(500), &names).await;
 }
 
 #[tokio::test]
 async fn a_failing_migration_fails_with_its_stderr() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = fake_platform(
-        dir.path(),
-        r#"echo "migration 0003 failed: relation exists" >&2
-exit 1"#,
-    );
-    let err = start_error(&bin, READY_WITHIN).await;
-    assert_names(
-        &err,
-        &["migrate` failed", "exit status: 1", "migration 0003 failed"],
-    );
+    let script = r#"echo "migration 0003 failed: relation exists" >&2
+exit 1"#;
+    let names = ["migrate` failed", "exit status: 1", "migration 0003 failed"];
+    start_fails(script, READY_WITHIN, &names).await;
 }

@@ -10,8 +10,9 @@ use aws_sdk_ecs::types::{KeyValuePair, Tag};
 use test_support::TestAws;
 
 use super::{
-    Background, Deployer, ReleaseRecord, container, create_repo, create_service, fresh_account,
-    plugin_config, put_image, register, service_task_definition,
+    Background, Deployer, ReleaseRecord, Target, container, create_repo, create_service,
+    fresh_account, plugin_config, plugin_fault, put_image, register, service_task_definition,
+    spawn_target,
 };
 
 pub const OLD_SHA: &str = "0000000000000000000000000000000000000aaa";
@@ -184,6 +185,18 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
         ));
     }
     toml
+}
+
+/// A world with `faults` injected (the plugin's fault bodies), a smoke target on `NEW_SHA`, and
+/// `deployer release --git-sha NEW_SHA` run to the end.
+pub async fn release_new(opts: Options, faults: &[serde_json::Value]) -> (World, Target, Output) {
+    let w = World::new(opts).await;
+    for f in faults {
+        plugin_fault(&w.aws, f.clone()).await;
+    }
+    let new = spawn_target(NEW_SHA, None).await;
+    let out = w.run(RELEASE, &new.url).await;
+    (w, new, out)
 }
 
 impl World {
