@@ -127,6 +127,20 @@ fn render_orchestrator(aws: &TestAws, p: &Project, git_sha: &str, more: &[&str])
     o
 }
 
+/// Runs `deployer <args>` against the test's account in the project, expects exit `want`, and
+/// reads its stdout as JSON.
+fn run_json(
+    aws: &TestAws,
+    p: &Project,
+    args: &[&str],
+    extra: &[(&str, &str)],
+    want: Code,
+) -> Result<Value> {
+    let o = deployer(Some(aws), p.path(), args, extra);
+    assert_exit(&o, want);
+    json(&o)
+}
+
 /// The run's stdout as JSON.
 fn json(o: &Output) -> Result<Value> {
     serde_json::from_str(&stdout(o)).with_context(|| format!("stdout is not JSON:\n{}", stdout(o)))
@@ -542,14 +556,13 @@ async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exact
 
     let mut json_args = diff.to_vec();
     json_args.extend(["-o", "json"]);
-    let o = deployer(
-        Some(&aws),
-        p.path(),
+    let v = run_json(
+        &aws,
+        &p,
         &json_args,
         &[("DEPLOYER_PROJECT__VARS__LOG_LEVEL", "debug")],
-    );
-    assert_exit(&o, Code::Changes);
-    let v = json(&o)?;
+        Code::Changes,
+    )?;
     let s = &v["services"][0];
     assert_eq!(s["needs_deployment"], true);
     assert_eq!(
@@ -666,9 +679,7 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
 
     // Before: the service is ROLLING (moto's create_service drops deploymentConfiguration) and the
     // image is not in ECR: two named failures, exit 4.
-    let o = deployer(Some(&aws), p.path(), &verify, &[]);
-    assert_exit(&o, Code::Preflight);
-    let v = json(&o)?;
+    let v = run_json(&aws, &p, &verify, &[], Code::Preflight)?;
     let failed: Vec<(String, String)> = v["checks"]
         .as_array()
         .context("checks")?
@@ -708,9 +719,7 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         )
         .send()
         .await?;
-    let o = deployer(Some(&aws), p.path(), &verify, &[]);
-    assert_exit(&o, Code::Ok);
-    let v = json(&o)?;
+    let v = run_json(&aws, &p, &verify, &[], Code::Ok)?;
     let checks: Vec<(String, String)> = v["checks"]
         .as_array()
         .context("checks")?
@@ -767,14 +776,13 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
     );
 
     // A missing cluster fails (and stops the service checks).
-    let o = deployer(
-        Some(&aws),
-        p.path(),
+    let v = run_json(
+        &aws,
+        &p,
         &verify,
         &[("DEPLOYER_ENVIRONMENTS__TEST__CLUSTER", "no-such-cluster")],
-    );
-    assert_exit(&o, Code::Preflight);
-    let v = json(&o)?;
+        Code::Preflight,
+    )?;
     let check = |v: &Value, name: &str| {
         v["checks"]
             .as_array()
@@ -855,14 +863,13 @@ async fn build_tags_the_image_with_labels_and_push_is_idempotent() -> Result<()>
     )?;
     let git_sha = sha();
 
-    let o = deployer(
-        Some(&aws),
-        p.path(),
+    let built = run_json(
+        &aws,
+        &p,
         &["build", "--git-sha", &git_sha, "-o", "json"],
         &[("VERSION", "1.2.3")],
-    );
-    assert_exit(&o, Code::Ok);
-    let built = json(&o)?;
+        Code::Ok,
+    )?;
     let tag = format!("{}:{git_sha}", p.repo);
     assert_eq!(built["image"], tag.as_str());
     let docker = bollard::Docker::connect_with_local_defaults()?
@@ -897,9 +904,7 @@ async fn build_tags_the_image_with_labels_and_push_is_idempotent() -> Result<()>
     // Push: layers to the local registry, manifest recorded in ECR, digest reported.
     create_repo(&aws, &p.repo).await;
     let push = json_for("push", &git_sha);
-    let o = deployer(Some(&aws), p.path(), &push, &[]);
-    assert_exit(&o, Code::Ok);
-    let pushed = json(&o)?;
+    let pushed = run_json(&aws, &p, &push, &[], Code::Ok)?;
     assert_eq!(pushed["skipped"], false);
     let digest = pushed["digest"].as_str().context("digest")?.to_string();
     assert!(digest.starts_with("sha256:"), "{pushed}");
@@ -941,9 +946,7 @@ async fn build_tags_the_image_with_labels_and_push_is_idempotent() -> Result<()>
     assert_eq!(ids, vec![(Some(git_sha.as_str()), Some(digest.as_str()))]);
 
     // Again: same image already there, nothing pushed.
-    let o = deployer(Some(&aws), p.path(), &push, &[]);
-    assert_exit(&o, Code::Ok);
-    let again = json(&o)?;
+    let again = run_json(&aws, &p, &push, &[], Code::Ok)?;
     assert_eq!(again["skipped"], true);
     assert_eq!(again["digest"], digest.as_str());
 

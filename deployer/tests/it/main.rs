@@ -2,6 +2,7 @@
 //! once): each module is what one `tests/*.rs` file was, and `support` is what they share.
 
 mod cli;
+mod harness;
 mod release_bench;
 mod release_flow;
 mod release_plugin;
