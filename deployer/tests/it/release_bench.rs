@@ -4,11 +4,9 @@
 //! harness imposes — against a shell script making the same API calls with the aws CLI
 //! (deployer/tests/bench/aws-cli-release.sh), in one run, plus the hook-to-action latency.
 
-mod release_support;
-
 use std::time::Instant;
 
-use release_support::*;
+use crate::support::*;
 
 const BENCH_SERVICES: &[Service] = &[
     Service {
@@ -55,12 +53,7 @@ fn opts() -> Options {
 }
 
 async fn run_task_timing(w: &World) {
-    control(
-        &w.aws,
-        "/_plugin/config",
-        serde_json::json!({"account": w.aws.account_id, "run_task_seconds": RUN_TASK}),
-    )
-    .await;
+    plugin_config(&w.aws, serde_json::json!({"run_task_seconds": RUN_TASK})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,11 +70,10 @@ async fn release_overhead_vs_aws_cli_script() {
         .run(
             &["release", "--git-sha", NEW_SHA, "-o", "json"],
             &target.url,
-            &target.url,
         )
         .await;
     let deployer_total = started.elapsed().as_secs_f64();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_exit(&out, Code::Ok);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("release JSON");
     let deployer_configured = RUN_TASK + BG_STAGES.max(ROLLING_STAGES) * STAGE;
     let deployer_overhead = deployer_total - deployer_configured;
@@ -147,14 +139,14 @@ async fn release_overhead_vs_aws_cli_script() {
         .iter()
         .filter_map(|v| v.as_f64())
         .collect();
-    let p50 = deployer::engine::median(&hooks).expect("a hook was acted on");
+    let p50 = median(&hooks).expect("a hook was acted on");
     let ratio = script_overhead / deployer_overhead.max(0.001);
     eprintln!(
         "BENCH 6 services: deployer total {deployer_total:.2}s (configured {deployer_configured:.2}s, overhead {deployer_overhead:.2}s, {} polls); \
          aws-cli script total {script_total:.2}s (configured {script_configured:.2}s, overhead {script_overhead:.2}s); \
          overhead ratio {ratio:.1}x; hook-to-action p50 {p50:.0} ms (detect p50 {:.0} ms)",
         report["polls"],
-        deployer::engine::median(
+        median(
             &report["hook_detect_ms"]
                 .as_array()
                 .unwrap()

@@ -3,14 +3,13 @@
 //! failure paths, exit codes, no AWS write on bad input, no secret in any output.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
 use test_support::TestAws;
 
-const SECRET: &str = "s3cr3t-token-value-do-not-print";
-const WEBHOOK: &str = "https://hooks.example.invalid/services/T000/B000/XXXXSECRET";
+use crate::support::*;
 
 /// A project directory of its own: deployer.toml, terraform outputs, optionally templates.
 struct Project {
@@ -100,72 +99,56 @@ strategy = "rolling"
 desired_count = 1
 "#;
 
-/// Runs the CLI in `dir` with the test account's environment and a secret-bearing environment.
+/// Runs the CLI in `dir` (the shared runner: scrubbed environment, secrets in it and checked
+/// absent from the output), with the test account's environment, no AWS retries (error paths fail
+/// fast), and `extra` variables.
 fn deployer(aws: Option<&TestAws>, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deployer"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env("HOME", dir)
-        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            dir.join("no-aws-credentials"),
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("NO_COLOR", "1")
-        .env("PLATFORM_API_TOKEN", SECRET)
-        .env("SLACK_WEBHOOK_URL", WEBHOOK)
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_REGION")
-        .env_remove("GITHUB_SHA")
-        .env_remove("CI");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DEPLOYER_")) {
-        cmd.env_remove(k);
-    }
+    let mut d = Deployer::new(dir, args).env("AWS_MAX_ATTEMPTS", "1");
     if let Some(aws) = aws {
-        for (k, v) in aws.env() {
-            cmd.env(k, v);
-        }
+        d = d.aws(aws);
     }
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("deployer runs");
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !all.contains(SECRET),
-        "the API token leaked into the output of {args:?}:\n{all}"
-    );
-    assert!(
-        !all.contains(WEBHOOK),
-        "the webhook URL leaked into the output of {args:?}:\n{all}"
-    );
-    out
+    d.envs(extra).output()
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-/// Fails with the whole stderr when `needle` is not in it.
-fn assert_stderr_has(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+/// `deployer render --env test --service orchestrator --git-sha <git_sha> <more>`, which succeeds.
+fn render_orchestrator(aws: &TestAws, p: &Project, git_sha: &str, more: &[&str]) -> Output {
+    let mut args = vec![
+        "render",
+        "--env",
+        "test",
+        "--service",
+        "orchestrator",
+        "--git-sha",
+        git_sha,
+    ];
+    args.extend(more);
+    let o = deployer(Some(aws), p.path(), &args, &[]);
+    assert_exit(&o, Code::Ok);
+    o
 }
 
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
+/// Runs `deployer <args>` against the test's account in the project, expects exit `want`, and
+/// reads its stdout as JSON.
+fn run_json(
+    aws: &TestAws,
+    p: &Project,
+    args: &[&str],
+    extra: &[(&str, &str)],
+    want: Code,
+) -> Result<Value> {
+    let o = deployer(Some(aws), p.path(), args, extra);
+    assert_exit(&o, want);
+    json(&o)
+}
+
+/// The run's stdout as JSON.
+fn json(o: &Output) -> Result<Value> {
+    serde_json::from_str(&stdout(o)).with_context(|| format!("stdout is not JSON:\n{}", stdout(o)))
+}
+
+/// `deployer <verb> --env test --git-sha <git_sha> -o json`.
+fn json_for<'a>(verb: &'a str, git_sha: &'a str) -> [&'a str; 7] {
+    [verb, "--env", "test", "--git-sha", git_sha, "-o", "json"]
 }
 
 fn sha() -> String {
@@ -174,6 +157,12 @@ fn sha() -> String {
         .chain("0000".chars())
         .take(12)
         .collect()
+}
+
+/// Registers revision of the orchestrator's family (one container running `image`); its ARN.
+async fn register_orchestrator(ecs: &aws_sdk_ecs::Client, image: &str) -> String {
+    let c = container("orchestrator", image, 512).build();
+    register(ecs, "agentic-test-orchestrator", c, &[]).await
 }
 
 /// Nothing was written to the account: no task definitions, no services, no images.
@@ -199,19 +188,6 @@ async fn assert_no_aws_writes(aws: &TestAws, repo: &str) -> Result<()> {
     Ok(())
 }
 
-async fn create_repo(aws: &TestAws, name: &str) -> Result<String> {
-    let out = aws_sdk_ecr::Client::new(&aws.config)
-        .create_repository()
-        .repository_name(name)
-        .send()
-        .await?;
-    Ok(out
-        .repository()
-        .and_then(|r| r.repository_uri())
-        .unwrap_or_default()
-        .to_string())
-}
-
 // ------------------------------------------------------------------ help, completions, config
 
 #[test]
@@ -228,7 +204,7 @@ fn help_of_every_command_shows_examples() {
         vec!["completions", "--help"],
     ] {
         let o = deployer(None, dir.path(), &args, &[]);
-        assert_eq!(code(&o), 0, "{args:?}");
+        assert_exit(&o, Code::Ok);
         assert!(
             stdout(&o).contains("Examples:"),
             "{args:?} help has no examples:\n{}",
@@ -236,10 +212,10 @@ fn help_of_every_command_shows_examples() {
         );
     }
     let o = deployer(None, dir.path(), &["completions", "bash"], &[]);
-    assert_eq!(code(&o), 0);
+    assert_exit(&o, Code::Ok);
     assert!(stdout(&o).contains("_deployer"), "bash completion script");
     let o = deployer(None, dir.path(), &["render", "--no-such-flag"], &[]);
-    assert_eq!(code(&o), 2, "usage errors exit 2");
+    assert_exit(&o, Code::Usage);
 }
 
 #[test]
@@ -267,8 +243,8 @@ fn config_show_layers_file_env_and_flags_and_redacts_secrets() -> Result<()> {
             ),
         ],
     );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    assert_exit(&o, Code::Ok);
+    let v = json(&o)?;
     let s = &v["settings"];
     assert_eq!(s["cluster"], "from-env", "env var over file");
     assert_eq!(s["region"], "eu-central-1", "flag over env var");
@@ -281,7 +257,7 @@ fn config_show_layers_file_env_and_flags_and_redacts_secrets() -> Result<()> {
     );
 
     let o = deployer(None, p.path(), &["config", "show", "--env", "test"], &[]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_exit(&o, Code::Ok);
     assert!(
         stdout(&o).contains("api_token = \"[redacted]\""),
         "{}",
@@ -296,7 +272,7 @@ fn config_show_layers_file_env_and_flags_and_redacts_secrets() -> Result<()> {
 async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<()> {
     let aws = test_support::aws().await?;
     let p = Project::new(&repo_templates(), "", ORCHESTRATOR)?;
-    create_repo(&aws, &p.repo).await?;
+    create_repo(&aws, &p.repo).await;
     let render = ["render", "--env", "test", "--git-sha", "abc1234"];
 
     // Unknown key: file, line, column and the closest key.
@@ -308,7 +284,7 @@ async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<
         .context("edited line")?
         + 1;
     let o = deployer(Some(&aws), p.path(), &render, &[]);
-    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_exit(&o, Code::Config);
     let e = stderr(&o);
     assert!(
         e.contains(&format!("deployer.toml:{line}:1: unknown field `clustr`")),
@@ -320,7 +296,7 @@ async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<
     // Wrong type.
     p.edit("desired_count = 1", "desired_count = \"one\"")?;
     let o = deployer(Some(&aws), p.path(), &render, &[]);
-    assert_eq!(code(&o), 3);
+    assert_exit(&o, Code::Config);
     assert_stderr_has(&o, "invalid type: string \"one\", expected u32");
     assert_stderr_has(&o, "write the number without quotes");
     p.edit("desired_count = \"one\"", "desired_count = 1")?;
@@ -335,7 +311,7 @@ async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<
             "many",
         )],
     );
-    assert_eq!(code(&o), 3);
+    assert_exit(&o, Code::Config);
     assert_stderr_has(
         &o,
         "DEPLOYER_ENVIRONMENTS__TEST__SERVICES__0__DESIRED_COUNT",
@@ -345,7 +321,7 @@ async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<
 
     // Unknown environment.
     let o = deployer(Some(&aws), p.path(), &["render", "--env", "tset"], &[]);
-    assert_eq!(code(&o), 3);
+    assert_exit(&o, Code::Config);
     assert_stderr_has(&o, "unknown environment `tset`");
     assert_stderr_has(&o, "did you mean `test`?");
 
@@ -356,7 +332,7 @@ async fn bad_config_and_templates_fail_clearly_without_touching_aws() -> Result<
         &["render", "--env", "test", "--service", "nope"],
         &[],
     );
-    assert_eq!(code(&o), 3);
+    assert_exit(&o, Code::Config);
     assert_stderr_has(&o, "service `nope` is not in environment `test`");
 
     assert_no_aws_writes(&aws, &p.repo).await
@@ -397,67 +373,63 @@ async fn template_errors_name_template_line_and_cause_without_touching_aws() -> 
     // Missing environment variable (must_env) names the variable and the template line.
     let t = templates_with("app", FARGATE_OK)?;
     let p = Project::new(t.path(), "", &svc)?;
-    create_repo(&aws, &p.repo).await?;
+    create_repo(&aws, &p.repo).await;
     let o = deployer(Some(&aws), p.path(), &render, &[]);
-    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_exit(&o, Code::Config);
     assert_stderr_has(&o, "cannot render template `app` at line 10");
     assert_stderr_has(&o, "environment variable `APP_TEST_REQUIRED` is required");
     // …and with it set, the same template renders.
     let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_exit(&o, Code::Ok);
+
+    // Each broken template: render exits with the config code and stderr names the cause.
+    let fails = |body: &str, extra: &[(&str, &str)], needles: &[&str]| -> Result<()> {
+        std::fs::write(t.path().join("app.json.hbs"), body)?;
+        let o = deployer(Some(&aws), p.path(), &render, extra);
+        assert_exit(&o, Code::Config);
+        for needle in needles {
+            assert_stderr_has(&o, needle);
+        }
+        Ok(())
+    };
+    let required = [("APP_TEST_REQUIRED", "x")];
 
     // A secret-bearing variable cannot be put into a task definition.
-    std::fs::write(
-        t.path().join("app.json.hbs"),
-        FARGATE_OK.replace("APP_TEST_REQUIRED", "PLATFORM_API_TOKEN"),
+    fails(
+        &FARGATE_OK.replace("APP_TEST_REQUIRED", "PLATFORM_API_TOKEN"),
+        &[],
+        &["environment variable `PLATFORM_API_TOKEN` holds a secret"],
     )?;
-    let o = deployer(Some(&aws), p.path(), &render, &[]);
-    assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert_stderr_has(
-        &o,
-        "environment variable `PLATFORM_API_TOKEN` holds a secret",
-    );
-
     // Syntax error.
-    std::fs::write(
-        t.path().join("app.json.hbs"),
+    fails(
         "{\n  \"family\": \"{{#if service}}x\"\n}\n",
+        &[],
+        &["syntax error in template `app`"],
     )?;
-    let o = deployer(Some(&aws), p.path(), &render, &[]);
-    assert_eq!(code(&o), 3);
-    assert_stderr_has(&o, "syntax error in template `app`");
-
     // Strict mode: an undefined variable.
-    std::fs::write(
-        t.path().join("app.json.hbs"),
-        FARGATE_OK.replace("{{service}}", "{{servce}}"),
+    fails(
+        &FARGATE_OK.replace("{{service}}", "{{servce}}"),
+        &required,
+        &[
+            "template `app` at line 2",
+            "variable `servce` is not defined",
+        ],
     )?;
-    let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
-    assert_eq!(code(&o), 3);
-    assert_stderr_has(&o, "template `app` at line 2");
-    assert_stderr_has(&o, "variable `servce` is not defined");
-
     // Invalid task definition: Fargate without cpu.
-    std::fs::write(
-        t.path().join("app.json.hbs"),
-        FARGATE_OK.replace("\"cpu\": \"256\",", ""),
+    fails(
+        &FARGATE_OK.replace("\"cpu\": \"256\",", ""),
+        &required,
+        &[
+            "renders an invalid task definition",
+            "cpu: Fargate tasks need a task-level cpu",
+        ],
     )?;
-    let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
-    assert_eq!(code(&o), 3);
-    assert_stderr_has(&o, "renders an invalid task definition");
-    assert_stderr_has(&o, "cpu: Fargate tasks need a task-level cpu");
-
     // A field RegisterTaskDefinition does not have.
-    std::fs::write(
-        t.path().join("app.json.hbs"),
-        FARGATE_OK.replace("\"image\":", "\"imageUri\": \"x\", \"image\":"),
+    fails(
+        &FARGATE_OK.replace("\"image\":", "\"imageUri\": \"x\", \"image\":"),
+        &required,
+        &["containerDefinitions[0].imageUri: unknown field `imageUri`"],
     )?;
-    let o = deployer(Some(&aws), p.path(), &render, &[("APP_TEST_REQUIRED", "x")]);
-    assert_eq!(code(&o), 3);
-    assert_stderr_has(
-        &o,
-        "containerDefinitions[0].imageUri: unknown field `imageUri`",
-    );
 
     assert_no_aws_writes(&aws, &p.repo).await
 }
@@ -470,7 +442,7 @@ async fn no_credentials_unreachable_endpoint_and_missing_repository_are_aws_erro
 
     // No credentials anywhere.
     let o = deployer(None, p.path(), &args, &[("AWS_REGION", "us-east-1")]);
-    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    assert_exit(&o, Code::Aws);
     assert_stderr_has(&o, "no AWS credentials found");
     assert_stderr_has(&o, "hint: pass --profile");
 
@@ -490,13 +462,13 @@ async fn no_credentials_unreachable_endpoint_and_missing_repository_are_aws_erro
         ],
         &[],
     );
-    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    assert_exit(&o, Code::Aws);
     assert_stderr_has(&o, "cannot reach AWS");
     assert_stderr_has(&o, "--endpoint-url");
 
     // Missing ECR repository: render (looks the image up) and push.
     let o = deployer(Some(&aws), p.path(), &args, &[]);
-    assert_eq!(code(&o), 5);
+    assert_exit(&o, Code::Aws);
     assert_stderr_has(&o, &format!("ECR repository `{}` does not exist", p.repo));
 
     assert_no_aws_writes(&aws, &p.repo).await
@@ -509,37 +481,20 @@ async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exact
 -> Result<()> {
     let aws = test_support::aws().await?;
     let p = Project::new(&repo_templates(), "", ORCHESTRATOR)?;
-    let uri = create_repo(&aws, &p.repo).await?;
+    let uri = create_repo(&aws, &p.repo).await;
     let image = format!("{uri}@sha256:{}", "a".repeat(64));
     let ecs = aws_sdk_ecs::Client::new(&aws.config);
     ecs.create_cluster().cluster_name(&p.cluster).send().await?;
 
     // Render exactly what would be registered, and register it as the release would.
-    let o = deployer(
-        Some(&aws),
-        p.path(),
-        &[
-            "render",
-            "--env",
-            "test",
-            "--service",
-            "orchestrator",
-            "--image",
-            &image,
-            "--git-sha",
-            "abc1234",
-        ],
-        &[],
-    );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let rendered: Value = serde_json::from_str(&stdout(&o))?;
+    let o = render_orchestrator(&aws, &p, "abc1234", &["--image", &image]);
+    let rendered = json(&o)?;
     assert_eq!(rendered["family"], "agentic-test-orchestrator");
     assert_eq!(rendered["containerDefinitions"][0]["image"], image.as_str());
-    let td = deployer::taskdef::from_json(&rendered).map_err(anyhow::Error::msg)?;
-    let registered =
-        deployer::taskdef::register_request(&td, &ecs, &[("git-sha".into(), "abc1234".into())])?
-            .send()
-            .await?;
+    let td = taskdef_from_json(&rendered).map_err(anyhow::Error::msg)?;
+    let registered = register_request(&td, &ecs, &[("git-sha".into(), "abc1234".into())])?
+        .send()
+        .await?;
     let arn = registered
         .task_definition()
         .and_then(|t| t.task_definition_arn())
@@ -563,13 +518,7 @@ async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exact
         "abc1234",
     ];
     let o = deployer(Some(&aws), p.path(), &diff, &[]);
-    assert_eq!(
-        code(&o),
-        0,
-        "no changes expected:\n{}{}",
-        stdout(&o),
-        stderr(&o)
-    );
+    assert_exit(&o, Code::Ok);
     assert!(
         stdout(&o).contains("orchestrator: no changes"),
         "{}",
@@ -584,7 +533,7 @@ async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exact
         &diff,
         &[("DEPLOYER_PROJECT__VARS__LOG_LEVEL", "debug")],
     );
-    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert_exit(&o, Code::Changes);
     let text = stdout(&o);
     let changed: Vec<String> = text
         .lines()
@@ -607,14 +556,13 @@ async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exact
 
     let mut json_args = diff.to_vec();
     json_args.extend(["-o", "json"]);
-    let o = deployer(
-        Some(&aws),
-        p.path(),
+    let v = run_json(
+        &aws,
+        &p,
         &json_args,
         &[("DEPLOYER_PROJECT__VARS__LOG_LEVEL", "debug")],
-    );
-    assert_eq!(code(&o), 1);
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+        Code::Changes,
+    )?;
     let s = &v["services"][0];
     assert_eq!(s["needs_deployment"], true);
     assert_eq!(
@@ -632,8 +580,8 @@ async fn diff_is_empty_after_registering_the_rendered_definition_and_shows_exact
             "3",
         )],
     );
-    assert_eq!(code(&o), 1);
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    assert_exit(&o, Code::Changes);
+    let v = json(&o)?;
     assert_eq!(v["services"][0]["needs_deployment"], false);
     assert_eq!(
         v["services"][0]["service_changes"],
@@ -704,26 +652,10 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         &svc,
     )?;
     let git_sha = sha();
-    create_repo(&aws, &p.repo).await?;
+    create_repo(&aws, &p.repo).await;
     let ecs = aws_sdk_ecs::Client::new(&aws.config);
     ecs.create_cluster().cluster_name(&p.cluster).send().await?;
-    let td = ecs
-        .register_task_definition()
-        .family("agentic-test-orchestrator")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("orchestrator")
-                .image("x")
-                .memory(512)
-                .build(),
-        )
-        .send()
-        .await?;
-    let td_arn = td
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .context("td")?
-        .to_string();
+    let td_arn = register_orchestrator(&ecs, "x").await;
     let lb_cfg = LoadBalancer::builder()
         .target_group_arn(&lb.tg)
         .container_name("orchestrator")
@@ -743,21 +675,11 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         .load_balancers(lb_cfg)
         .send()
         .await?;
-    let verify = [
-        "verify",
-        "--env",
-        "test",
-        "--git-sha",
-        git_sha.as_str(),
-        "-o",
-        "json",
-    ];
+    let verify = json_for("verify", &git_sha);
 
     // Before: the service is ROLLING (moto's create_service drops deploymentConfiguration) and the
     // image is not in ECR: two named failures, exit 4.
-    let o = deployer(Some(&aws), p.path(), &verify, &[]);
-    assert_eq!(code(&o), 4, "{}{}", stdout(&o), stderr(&o));
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let v = run_json(&aws, &p, &verify, &[], Code::Preflight)?;
     let failed: Vec<(String, String)> = v["checks"]
         .as_array()
         .context("checks")?
@@ -785,19 +707,7 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
     );
 
     // Fix both: push an image manifest to ECR and switch the service to BLUE_GREEN.
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": format!("sha256:{}", "c".repeat(64))},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": format!("sha256:{}", "d".repeat(64))}]
-    });
-    aws_sdk_ecr::Client::new(&aws.config)
-        .put_image()
-        .repository_name(&p.repo)
-        .image_manifest(manifest.to_string())
-        .image_tag(&git_sha)
-        .send()
-        .await?;
+    put_image(&aws_sdk_ecr::Client::new(&aws.config), &p.repo, &git_sha).await;
     ecs.update_service()
         .cluster(&p.cluster)
         .service("orchestrator")
@@ -809,9 +719,7 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         )
         .send()
         .await?;
-    let o = deployer(Some(&aws), p.path(), &verify, &[]);
-    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    let v = run_json(&aws, &p, &verify, &[], Code::Ok)?;
     let checks: Vec<(String, String)> = v["checks"]
         .as_array()
         .context("checks")?
@@ -855,7 +763,7 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
         &["verify", "--env", "test", "--git-sha", &git_sha],
         &[],
     );
-    assert_eq!(code(&o), 0);
+    assert_exit(&o, Code::Ok);
     assert!(
         stdout(&o).contains("PASS  service orchestrator load balancer"),
         "{}",
@@ -868,14 +776,13 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
     );
 
     // A missing cluster fails (and stops the service checks).
-    let o = deployer(
-        Some(&aws),
-        p.path(),
+    let v = run_json(
+        &aws,
+        &p,
         &verify,
         &[("DEPLOYER_ENVIRONMENTS__TEST__CLUSTER", "no-such-cluster")],
-    );
-    assert_eq!(code(&o), 4);
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+        Code::Preflight,
+    )?;
     let check = |v: &Value, name: &str| {
         v["checks"]
             .as_array()
@@ -910,8 +817,8 @@ load_balancer = {{ container_name = "orchestrator", container_port = 3000, targe
             ),
         ],
     );
-    assert_eq!(code(&o), 4);
-    let v: Value = serde_json::from_str(&stdout(&o))?;
+    assert_exit(&o, Code::Preflight);
+    let v = json(&o)?;
     let lb_check = check(&v, "service orchestrator load balancer");
     assert_eq!(lb_check["status"], "fail");
     assert!(
@@ -956,14 +863,13 @@ async fn build_tags_the_image_with_labels_and_push_is_idempotent() -> Result<()>
     )?;
     let git_sha = sha();
 
-    let o = deployer(
-        Some(&aws),
-        p.path(),
+    let built = run_json(
+        &aws,
+        &p,
         &["build", "--git-sha", &git_sha, "-o", "json"],
         &[("VERSION", "1.2.3")],
-    );
-    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
-    let built: Value = serde_json::from_str(&stdout(&o))?;
+        Code::Ok,
+    )?;
     let tag = format!("{}:{git_sha}", p.repo);
     assert_eq!(built["image"], tag.as_str());
     let docker = bollard::Docker::connect_with_local_defaults()?
@@ -991,24 +897,14 @@ async fn build_tags_the_image_with_labels_and_push_is_idempotent() -> Result<()>
         &["push", "--env", "test", "--git-sha", &git_sha],
         &[],
     );
-    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    assert_exit(&o, Code::Aws);
     assert_stderr_has(&o, "does not exist");
     assert_no_aws_writes(&aws, &p.repo).await?;
 
     // Push: layers to the local registry, manifest recorded in ECR, digest reported.
-    create_repo(&aws, &p.repo).await?;
-    let push = [
-        "push",
-        "--env",
-        "test",
-        "--git-sha",
-        git_sha.as_str(),
-        "-o",
-        "json",
-    ];
-    let o = deployer(Some(&aws), p.path(), &push, &[]);
-    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
-    let pushed: Value = serde_json::from_str(&stdout(&o))?;
+    create_repo(&aws, &p.repo).await;
+    let push = json_for("push", &git_sha);
+    let pushed = run_json(&aws, &p, &push, &[], Code::Ok)?;
     assert_eq!(pushed["skipped"], false);
     let digest = pushed["digest"].as_str().context("digest")?.to_string();
     assert!(digest.starts_with("sha256:"), "{pushed}");
@@ -1050,29 +946,13 @@ async fn build_tags_the_image_with_labels_and_push_is_idempotent() -> Result<()>
     assert_eq!(ids, vec![(Some(git_sha.as_str()), Some(digest.as_str()))]);
 
     // Again: same image already there, nothing pushed.
-    let o = deployer(Some(&aws), p.path(), &push, &[]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let again: Value = serde_json::from_str(&stdout(&o))?;
+    let again = run_json(&aws, &p, &push, &[], Code::Ok)?;
     assert_eq!(again["skipped"], true);
     assert_eq!(again["digest"], digest.as_str());
 
     // verify now finds the image, and render uses it by digest.
-    let o = deployer(
-        Some(&aws),
-        p.path(),
-        &[
-            "render",
-            "--env",
-            "test",
-            "--service",
-            "orchestrator",
-            "--git-sha",
-            &git_sha,
-        ],
-        &[],
-    );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let td: Value = serde_json::from_str(&stdout(&o))?;
+    let o = render_orchestrator(&aws, &p, &git_sha, &[]);
+    let td = json(&o)?;
     assert!(
         td["containerDefinitions"][0]["image"]
             .as_str()
@@ -1095,18 +975,18 @@ async fn a_failing_build_and_a_missing_local_image_are_image_errors() -> Result<
         &["build", "--git-sha", &git_sha],
         &[("CI", "true")],
     );
-    assert_eq!(code(&o), 6, "{}", stderr(&o));
+    assert_exit(&o, Code::Image);
     assert_stderr_has(&o, "docker build of");
     assert_stderr_has(&o, "does-not-exist.txt");
 
-    create_repo(&aws, &p.repo).await?;
+    create_repo(&aws, &p.repo).await;
     let o = deployer(
         Some(&aws),
         p.path(),
         &["push", "--env", "test", "--git-sha", &git_sha],
         &[],
     );
-    assert_eq!(code(&o), 6, "{}", stderr(&o));
+    assert_exit(&o, Code::Image);
     assert_stderr_has(&o, "does not exist");
     assert_stderr_has(&o, "deployer build");
     assert_no_aws_writes(&aws, &p.repo).await
@@ -1119,69 +999,20 @@ async fn verify_fails_while_a_service_deployment_is_in_progress() -> Result<()> 
     let aws = test_support::aws().await?;
     let p = Project::new(&repo_templates(), "", ORCHESTRATOR)?;
     let git_sha = sha();
-    create_repo(&aws, &p.repo).await?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": format!("sha256:{}", "e".repeat(64))},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": format!("sha256:{}", "f".repeat(64))}]
-    });
-    aws_sdk_ecr::Client::new(&aws.config)
-        .put_image()
-        .repository_name(&p.repo)
-        .image_manifest(manifest.to_string())
-        .image_tag(&git_sha)
-        .send()
-        .await?;
+    create_repo(&aws, &p.repo).await;
+    put_image(&aws_sdk_ecr::Client::new(&aws.config), &p.repo, &git_sha).await;
     // Slow stages, so the deployment below stays in progress while verify runs.
-    reqwest::Client::new()
-        .post(format!("{}/_plugin/config", aws.endpoint))
-        .json(&serde_json::json!({"account": aws.account_id, "stage_seconds": 600}))
-        .send()
-        .await?
-        .error_for_status()
-        .context("the moto lifecycle plugin's control endpoint (scripts/env up starts it)")?;
+    plugin_config(&aws, serde_json::json!({"stage_seconds": 600})).await;
     let ecs = aws_sdk_ecs::Client::new(&aws.config);
     ecs.create_cluster().cluster_name(&p.cluster).send().await?;
     let mut arns = Vec::new();
     for image in ["x:1", "x:2"] {
-        let td = ecs
-            .register_task_definition()
-            .family("agentic-test-orchestrator")
-            .container_definitions(
-                aws_sdk_ecs::types::ContainerDefinition::builder()
-                    .name("orchestrator")
-                    .image(image)
-                    .memory(512)
-                    .build(),
-            )
-            .send()
-            .await?;
-        arns.push(
-            td.task_definition()
-                .and_then(|t| t.task_definition_arn())
-                .context("td")?
-                .to_string(),
-        );
+        arns.push(register_orchestrator(&ecs, image).await);
     }
-    ecs.create_service()
-        .cluster(&p.cluster)
-        .service_name("orchestrator")
-        .task_definition(&arns[0])
-        .desired_count(1)
-        .send()
-        .await?;
-    let verify = [
-        "verify",
-        "--env",
-        "test",
-        "--git-sha",
-        git_sha.as_str(),
-        "-o",
-        "json",
-    ];
+    create_service(&ecs, &p.cluster, "orchestrator", &arns[0], 1).await;
+    let verify = json_for("verify", &git_sha);
     let idle = |o: &Output| -> Result<Value> {
-        let v: Value = serde_json::from_str(&stdout(o))?;
+        let v = json(o)?;
         v["checks"]
             .as_array()
             .and_then(|c| {
@@ -1198,7 +1029,7 @@ async fn verify_fails_while_a_service_deployment_is_in_progress() -> Result<()> 
         .send()
         .await?;
     let o = deployer(Some(&aws), p.path(), &verify, &[]);
-    assert_eq!(code(&o), 4, "{}{}", stdout(&o), stderr(&o));
+    assert_exit(&o, Code::Preflight);
     let check = idle(&o)?;
     assert_eq!(check["status"], "fail", "{check}");
     let detail = check["detail"].as_str().unwrap_or_default();

@@ -2,39 +2,42 @@
 //! the happy path and the fault matrix. Every failure case ends with production on the
 //! previous revision, the right exit code, an audit record with the reason, and the lock free.
 
-mod release_support;
+use crate::support::*;
 
-use release_support::*;
-
-const RELEASE: &[&str] = &["release", "--git-sha", NEW_SHA];
-
-fn last_release(history: &[serde_json::Value]) -> &serde_json::Value {
-    history.first().expect("an audit record")
+/// A release that fails at the gate or in ECS: production ends on the previous revision, the
+/// audit record says `outcome` with a reason containing `reason_has`, and the lock is free.
+async fn assert_failed_release(w: &World, outcome: Outcome, reason_has: &[&str]) -> ReleaseRecord {
+    w.assert_all_on(OLD_SHA).await;
+    let rec = w.last_record().await;
+    assert_eq!(rec.outcome, RecordOutcome::Ended(outcome));
+    for needle in reason_has {
+        assert!(
+            rec.reason.contains(needle),
+            "{needle:?} not in {}",
+            rec.reason
+        );
+    }
+    assert!(w.lock_is_free().await, "lock released");
+    rec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_releases_every_service_and_records_it() {
-    let w = World::new(Options::default()).await;
-    let new = spawn_target(NEW_SHA, None).await;
-    let out = w.run(RELEASE, &new.url, &new.url).await;
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (w, _new, out) = release_new(Options::default(), &[]).await;
+    assert_exit(&out, Code::Ok);
     w.assert_all_on(NEW_SHA).await;
-    let h = w.history().await;
-    let rec = last_release(&h);
-    assert_eq!(rec["outcome"], "succeeded");
-    assert_eq!(rec["git_sha"], NEW_SHA);
-    assert!(rec["migration_task"].as_str().unwrap().contains(":task/"));
-    let services = rec["services"].as_array().unwrap();
-    assert_eq!(services.len(), SERVICES.len());
-    for s in services {
-        assert!(
-            s["deployment_arn"]
-                .as_str()
-                .unwrap()
-                .contains("service-deployment/"),
-            "{s}"
-        );
-        assert_ne!(s["task_definition"], s["previous_task_definition"]);
+    let rec = w.last_record().await;
+    assert_eq!(rec.outcome, RecordOutcome::Ended(Outcome::Succeeded));
+    assert_eq!(rec.git_sha, NEW_SHA);
+    assert!(
+        rec.migration_task.contains(":task/"),
+        "{}",
+        rec.migration_task
+    );
+    assert_eq!(rec.services.len(), SERVICES.len());
+    for s in &rec.services {
+        assert!(s.deployment_arn.contains("service-deployment/"), "{s:?}");
+        assert_ne!(s.task_definition, s.previous_task_definition);
     }
     assert!(w.lock_is_free().await, "lock released");
     let summary = std::fs::read_to_string(&w.summary).unwrap();
@@ -52,6 +55,7 @@ async fn happy_path_releases_every_service_and_records_it() {
             && err.contains("ContinueServiceDeployment CONTINUE"),
         "{err}"
     );
+    // The API token never appears: the runner checks stdout, stderr and both files above.
     assert!(
         !err.contains(TOKEN) && !summary.contains(TOKEN),
         "the API token never appears"
@@ -63,19 +67,10 @@ async fn smoke_failure_at_test_traffic_rolls_back() {
     let w = World::new(Options::default()).await;
     // The test listener serves the wrong version: the gate must notice it is not the new sha.
     let wrong = spawn_target(OLD_SHA, None).await;
-    let out = w.run(RELEASE, &wrong.url, &wrong.url).await;
-    assert_eq!(code(&out), 10, "{}", stderr(&out));
-    w.assert_all_on(OLD_SHA).await;
-    let h = w.history().await;
-    let rec = last_release(&h);
-    assert_eq!(rec["outcome"], "rolled_back_smoke");
-    let reason = rec["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("/git_sha") && reason.contains(OLD_SHA),
-        "{reason}"
-    );
-    assert!(w.lock_is_free().await);
-    assert!(stderr(&out).contains("ContinueServiceDeployment ROLLBACK"));
+    let out = w.run(RELEASE, &wrong.url).await;
+    assert_exit(&out, Code::RolledBackSmoke);
+    assert_failed_release(&w, Outcome::RolledBackSmoke, &["/git_sha", OLD_SHA]).await;
+    assert_stderr_has(&out, "ContinueServiceDeployment ROLLBACK");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,82 +78,42 @@ async fn smoke_failure_during_bake_rolls_back() {
     let w = World::new(Options::default()).await;
     let new = spawn_target(NEW_SHA, None).await;
     let sick = spawn_target(NEW_SHA, Some("unhealthy")).await;
-    let out = w.run(RELEASE, &new.url, &sick.url).await;
-    assert_eq!(code(&out), 10, "{}", stderr(&out));
-    w.assert_all_on(OLD_SHA).await;
-    let h = w.history().await;
-    let rec = last_release(&h);
-    assert_eq!(rec["outcome"], "rolled_back_smoke");
-    assert!(
-        rec["reason"].as_str().unwrap().contains("bake"),
-        "{}",
-        rec["reason"]
-    );
-    assert!(stderr(&out).contains("StopServiceDeployment ROLLBACK"));
-    assert!(w.lock_is_free().await);
+    let out = w.deployer(RELEASE, &new.url, &sick.url).run().await;
+    assert_exit(&out, Code::RolledBackSmoke);
+    assert_failed_release(&w, Outcome::RolledBackSmoke, &["bake"]).await;
+    assert_stderr_has(&out, "StopServiceDeployment ROLLBACK");
+}
+
+/// A release with `fault` injected is rolled back by ECS itself, for a reason naming `reason`.
+async fn assert_ecs_rollback(fault: serde_json::Value, reason: &str) {
+    let (w, _new, out) = release_new(Options::default(), &[fault]).await;
+    assert_exit(&out, Code::RolledBackEcs);
+    assert_failed_release(&w, Outcome::RolledBackEcs, &[reason]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn circuit_breaker_trip_is_an_ecs_rollback() {
-    let w = World::new(Options::default()).await;
-    fault(
-        &w,
-        serde_json::json!({"kind": "circuit_breaker", "service": "agent-scaffold"}),
-    )
-    .await;
-    let new = spawn_target(NEW_SHA, None).await;
-    let out = w.run(RELEASE, &new.url, &new.url).await;
-    assert_eq!(code(&out), 11, "{}", stderr(&out));
-    w.assert_all_on(OLD_SHA).await;
-    let h = w.history().await;
-    let rec = last_release(&h);
-    assert_eq!(rec["outcome"], "rolled_back_ecs");
-    assert!(
-        rec["reason"].as_str().unwrap().contains("circuit breaker"),
-        "{}",
-        rec["reason"]
-    );
-    assert!(w.lock_is_free().await);
+    let fault = serde_json::json!({"kind": "circuit_breaker", "service": "agent-scaffold"});
+    assert_ecs_rollback(fault, "circuit breaker").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarm_during_bake_is_an_ecs_rollback_and_reverts_moved_services() {
-    let w = World::new(Options::default()).await;
-    fault(
-        &w,
-        serde_json::json!({"kind": "alarm", "service": "orchestrator", "alarm": "platform-5xx"}),
-    )
-    .await;
-    let new = spawn_target(NEW_SHA, None).await;
-    let out = w.run(RELEASE, &new.url, &new.url).await;
-    assert_eq!(code(&out), 11, "{}", stderr(&out));
-    // The agents had already moved to the new revision: they are put back too.
-    w.assert_all_on(OLD_SHA).await;
-    let h = w.history().await;
-    let rec = last_release(&h);
-    assert_eq!(rec["outcome"], "rolled_back_ecs");
-    assert!(
-        rec["reason"].as_str().unwrap().contains("platform-5xx"),
-        "{}",
-        rec["reason"]
-    );
-    assert!(w.lock_is_free().await);
+    let fault =
+        serde_json::json!({"kind": "alarm", "service": "orchestrator", "alarm": "platform-5xx"});
+    // The agents had already moved to the new revision: they are put back too (every service
+    // on the old revision).
+    assert_ecs_rollback(fault, "platform-5xx").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_migration_changes_no_service() {
-    let w = World::new(Options::default()).await;
-    fault(
-        &w,
-        serde_json::json!({"kind": "fail_task", "family": "platform-migrate", "exit_code": 3}),
-    )
-    .await;
-    let new = spawn_target(NEW_SHA, None).await;
-    let out = w.run(RELEASE, &new.url, &new.url).await;
-    assert_eq!(code(&out), 14, "{}", stderr(&out));
-    w.assert_all_on(OLD_SHA).await;
+    let fault =
+        serde_json::json!({"kind": "fail_task", "family": "platform-migrate", "exit_code": 3});
+    let (w, _new, out) = release_new(Options::default(), &[fault]).await;
+    assert_exit(&out, Code::MigrationFailed);
     for s in SERVICES {
-        let deps = deployer::aws::ecs::list_deployments(&w.ecs, &w.cluster, s.name, false)
+        let deps = list_deployments(&w.ecs, &w.cluster, s.name, false)
             .await
             .unwrap();
         assert_eq!(
@@ -168,15 +123,7 @@ async fn failed_migration_changes_no_service() {
             s.name
         );
     }
-    let h = w.history().await;
-    let rec = last_release(&h);
-    assert_eq!(rec["outcome"], "migration_failed");
-    assert!(
-        rec["reason"].as_str().unwrap().contains("migrate=3"),
-        "{}",
-        rec["reason"]
-    );
-    assert!(w.lock_is_free().await);
+    assert_failed_release(&w, Outcome::MigrationFailed, &["migrate=3"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,13 +132,9 @@ async fn missing_image_with_no_build_fails_preflight_without_changes() {
     let new = spawn_target(NEW_SHA, None).await;
     let missing = "2222222222222222222222222222222222222ccc";
     let out = w
-        .run(
-            &["release", "--git-sha", missing, "--no-build"],
-            &new.url,
-            &new.url,
-        )
+        .run(&["release", "--git-sha", missing, "--no-build"], &new.url)
         .await;
-    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert_exit(&out, Code::Preflight);
     let err = stderr(&out);
     assert!(err.contains("not in ECR") && err.contains(missing), "{err}");
     assert!(
@@ -237,11 +180,9 @@ async fn missing_image_is_built_and_pushed_then_released() {
     std::fs::write(&w.config, toml).unwrap();
 
     let new = spawn_target(&sha, None).await;
-    let out = w
-        .run(&["release", "--git-sha", &sha], &new.url, &new.url)
-        .await;
+    let out = w.run(&["release", "--git-sha", &sha], &new.url).await;
     let err = stderr(&out);
-    assert_eq!(code(&out), 0, "{err}");
+    assert_exit(&out, Code::Ok);
     assert!(
         err.contains(&format!("Build and push image for {sha}"))
             && err.contains(&format!("platform:{sha}"))
@@ -266,11 +207,10 @@ async fn missing_image_is_built_and_pushed_then_released() {
         .image_digest()
         .unwrap()
         .to_owned();
-    let h = w.history().await;
-    let rec = last_release(&h);
-    assert_eq!(rec["outcome"], "succeeded");
-    assert_eq!(rec["git_sha"], sha.as_str());
-    assert_eq!(rec["image_digest"], digest.as_str());
+    let rec = w.last_record().await;
+    assert_eq!(rec.outcome, RecordOutcome::Ended(Outcome::Succeeded));
+    assert_eq!(rec.git_sha, sha);
+    assert_eq!(rec.image_digest, digest);
     let manifest = reqwest::Client::new()
         .head(format!("http://{registry}/v2/platform/manifests/{sha}"))
         .header(
@@ -290,23 +230,15 @@ async fn missing_image_is_built_and_pushed_then_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_5xx_bursts_are_retried() {
-    let w = World::new(Options::default()).await;
     // Three failed answers in a row (2 throttled, 1 HTTP 503): within the SDK's 4 attempts.
-    fault(&w, serde_json::json!({"kind": "throttle", "count": 2})).await;
-    fault(&w, serde_json::json!({"kind": "server_error", "count": 1})).await;
-    let new = spawn_target(NEW_SHA, None).await;
-    let out = w.run(RELEASE, &new.url, &new.url).await;
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let faults = [
+        serde_json::json!({"kind": "throttle", "count": 2}),
+        serde_json::json!({"kind": "server_error", "count": 1}),
+    ];
+    let (w, _new, out) = release_new(Options::default(), &faults).await;
+    assert_exit(&out, Code::Ok);
     w.assert_all_on(NEW_SHA).await;
-    let state: serde_json::Value = reqwest::get(format!(
-        "{}/_plugin/state?account={}",
-        w.aws.endpoint, w.aws.account_id
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let state = plugin_state(&w.aws).await;
     assert!(
         state["faults"].as_array().unwrap().is_empty(),
         "every injected failure was hit"

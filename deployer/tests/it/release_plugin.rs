@@ -5,44 +5,16 @@
 use std::time::Duration;
 
 use aws_sdk_ecs::types::{
-    ContainerDefinition, DeploymentConfiguration, DeploymentLifecycleHook,
-    DeploymentLifecycleHookAction, DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
+    DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookAction,
+    DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
     DeploymentLifecycleHookTimeoutConfiguration, DeploymentStrategy, LaunchType,
 };
-mod release_support;
-
-use deployer::aws::ecs::{self as ecs_deploy, DeploymentView};
-use deployer::aws::follow::wait_for_new_deployment;
 use test_support::eventually;
 
-async fn control(aws: &test_support::TestAws, path: &str, body: serde_json::Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}{path}", aws.endpoint))
-        .json(&body)
-        .send()
-        .await
-        .expect("plugin control endpoint");
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
-}
+use crate::support::*;
 
-async fn register(ecs: &aws_sdk_ecs::Client, family: &str, image: &str) -> String {
-    ecs.register_task_definition()
-        .family(family)
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("app")
-                .image(image)
-                .memory(128)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .task_definition()
-        .unwrap()
-        .task_definition_arn()
-        .unwrap()
-        .to_owned()
+async fn register_app(ecs: &aws_sdk_ecs::Client, family: &str, image: &str) -> String {
+    register(ecs, family, container("app", image, 128).build(), &[]).await
 }
 
 async fn wait_view(
@@ -52,27 +24,40 @@ async fn wait_view(
     pred: impl Fn(&DeploymentView) -> bool,
 ) -> DeploymentView {
     eventually(what, Duration::from_secs(20), || async {
-        let v = ecs_deploy::describe(ecs, arn).await?;
+        let v = describe_deployment(ecs, arn).await?;
         Ok(pred(&v).then_some(v))
     })
     .await
     .unwrap()
 }
 
+/// Points service `orc` at `td`; returns the new service deployment (not one of `known`).
+async fn update_to(ecs: &aws_sdk_ecs::Client, td: &str, known: &[String]) -> String {
+    ecs.update_service()
+        .cluster("c")
+        .service("orc")
+        .task_definition(td)
+        .send()
+        .await
+        .unwrap();
+    wait_for_new_deployment(ecs, "c", "orc", known, Duration::from_secs(5))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn blue_green_pauses_continues_and_rolls_back() {
-    let aws = release_support::fresh_account().await;
-    control(
+    let aws = fresh_account().await;
+    plugin_config(
         &aws,
-        "/_plugin/config",
-        serde_json::json!({"account": aws.account_id, "stage_seconds": 0.05, "minute_seconds": 0.5}),
+        serde_json::json!({"stage_seconds": 0.05, "minute_seconds": 0.5}),
     )
     .await;
     let ecs = aws_sdk_ecs::Client::new(&aws.config);
     ecs.create_cluster().cluster_name("c").send().await.unwrap();
-    let v1 = register(&ecs, "orc", "img:1").await;
-    let v2 = register(&ecs, "orc", "img:2").await;
-    let v3 = register(&ecs, "orc", "img:3").await;
+    let v1 = register_app(&ecs, "orc", "img:1").await;
+    let v2 = register_app(&ecs, "orc", "img:2").await;
+    let v3 = register_app(&ecs, "orc", "img:3").await;
     let config = DeploymentConfiguration::builder()
         .strategy(DeploymentStrategy::BlueGreen)
         .bake_time_in_minutes(1)
@@ -100,26 +85,20 @@ async fn blue_green_pauses_continues_and_rolls_back() {
         .unwrap();
 
     // Happy path: pause, CONTINUE, SUCCESSFUL, the service runs v2.
-    ecs.update_service()
-        .cluster("c")
-        .service("orc")
-        .task_definition(&v2)
-        .send()
-        .await
-        .unwrap();
-    let arn = wait_for_new_deployment(&ecs, "c", "orc", &[], Duration::from_secs(5))
-        .await
-        .unwrap();
+    let arn = update_to(&ecs, &v2, &[]).await;
     let paused = wait_view(&ecs, &arn, "hook awaiting action", |v| {
         v.awaiting_hook.is_some()
     })
     .await;
-    assert_eq!(paused.status.as_str(), "IN_PROGRESS");
-    assert_eq!(paused.stage_name(), "POST_TEST_TRAFFIC_SHIFT");
+    assert_eq!(paused.status, ServiceDeploymentStatus::InProgress);
+    assert_eq!(
+        paused.stage,
+        Some(ServiceDeploymentLifecycleStage::PostTestTrafficShift)
+    );
     let hook = paused.awaiting_hook.unwrap();
     assert!(hook.hook_id.starts_with("ecs-pause-"));
-    assert_eq!(hook.timeout_action.as_str(), "ROLLBACK");
-    ecs_deploy::continue_hook(
+    assert_eq!(hook.timeout_action, DeploymentLifecycleHookAction::Rollback);
+    continue_hook(
         &ecs,
         &arn,
         &hook.hook_id,
@@ -129,7 +108,7 @@ async fn blue_green_pauses_continues_and_rolls_back() {
     .unwrap();
     // A second CONTINUE on the same hook is refused, as in AWS.
     assert!(
-        ecs_deploy::continue_hook(
+        continue_hook(
             &ecs,
             &arn,
             &hook.hook_id,
@@ -139,103 +118,54 @@ async fn blue_green_pauses_continues_and_rolls_back() {
         .is_err()
     );
     let done = wait_view(&ecs, &arn, "SUCCESSFUL", |v| v.is_terminal()).await;
-    assert_eq!(done.status.as_str(), "SUCCESSFUL");
-    let svc = ecs
-        .describe_services()
-        .cluster("c")
-        .services("orc")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(svc.services()[0].task_definition(), Some(v2.as_str()));
+    assert_eq!(done.status, ServiceDeploymentStatus::Successful);
+    assert_eq!(service_task_definition(&ecs, "c", "orc").await, v2);
 
     // ROLLBACK at the hook: the service goes back to v2.
-    ecs.update_service()
-        .cluster("c")
-        .service("orc")
-        .task_definition(&v3)
-        .send()
-        .await
-        .unwrap();
-    let arn3 = wait_for_new_deployment(
-        &ecs,
-        "c",
-        "orc",
-        std::slice::from_ref(&arn),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let arn3 = update_to(&ecs, &v3, std::slice::from_ref(&arn)).await;
     let paused = wait_view(&ecs, &arn3, "hook awaiting action", |v| {
         v.awaiting_hook.is_some()
     })
     .await;
-    let how = ecs_deploy::roll_back_in_flight(&ecs, &paused)
-        .await
-        .unwrap();
+    let how = roll_back_in_flight(&ecs, &paused).await.unwrap();
     assert_eq!(how, "ContinueServiceDeployment ROLLBACK");
     let rolled = wait_view(&ecs, &arn3, "rolled back", |v| v.is_terminal()).await;
-    assert_eq!(rolled.status.as_str(), "ROLLBACK_SUCCESSFUL");
+    assert_eq!(rolled.status, ServiceDeploymentStatus::RollbackSuccessful);
     assert!(rolled.rollback_reason.is_some());
     assert_eq!(
         rolled.ecs_failure(),
         None,
         "a rollback we asked for is not an ECS failure"
     );
-    let svc = ecs
-        .describe_services()
-        .cluster("c")
-        .services("orc")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(svc.services()[0].task_definition(), Some(v2.as_str()));
-    let listed = ecs_deploy::list_deployments(&ecs, "c", "orc", false)
-        .await
-        .unwrap();
+    assert_eq!(service_task_definition(&ecs, "c", "orc").await, v2);
+    let listed = list_deployments(&ecs, "c", "orc", false).await.unwrap();
     assert_eq!(listed.len(), 3, "create + two updates: {listed:?}");
     assert_eq!(listed[0].arn, arn3, "newest first");
 
     // Circuit breaker injected: ECS rolls back by itself and says why.
-    control(
+    plugin_fault(
         &aws,
-        "/_plugin/faults",
-        serde_json::json!({"account": aws.account_id, "kind": "circuit_breaker", "service": "orc"}),
+        serde_json::json!({"kind": "circuit_breaker", "service": "orc"}),
     )
     .await;
-    ecs.update_service()
-        .cluster("c")
-        .service("orc")
-        .task_definition(&v3)
-        .send()
-        .await
-        .unwrap();
-    let arn4 = wait_for_new_deployment(&ecs, "c", "orc", &[arn, arn3], Duration::from_secs(5))
-        .await
-        .unwrap();
+    let arn4 = update_to(&ecs, &v3, &[arn, arn3]).await;
     let failed = wait_view(&ecs, &arn4, "circuit breaker rollback", |v| v.is_terminal()).await;
-    assert_eq!(failed.status.as_str(), "ROLLBACK_SUCCESSFUL");
+    assert_eq!(failed.status, ServiceDeploymentStatus::RollbackSuccessful);
     assert!(failed.ecs_failure().unwrap().contains("circuit breaker"));
 }
 
 #[tokio::test]
 async fn one_off_task_reports_the_injected_exit_code() {
-    let aws = release_support::fresh_account().await;
-    control(
+    let aws = fresh_account().await;
+    plugin_config(&aws, serde_json::json!({"run_task_seconds": 0.1})).await;
+    plugin_fault(
         &aws,
-        "/_plugin/config",
-        serde_json::json!({"account": aws.account_id, "run_task_seconds": 0.1}),
-    )
-    .await;
-    control(
-        &aws,
-        "/_plugin/faults",
-        serde_json::json!({"account": aws.account_id, "kind": "fail_task", "family": "migrate", "exit_code": 3}),
+        serde_json::json!({"kind": "fail_task", "family": "migrate", "exit_code": 3}),
     )
     .await;
     let ecs = aws_sdk_ecs::Client::new(&aws.config);
     ecs.create_cluster().cluster_name("c").send().await.unwrap();
-    let td = register(&ecs, "migrate", "img:1").await;
+    let td = register_app(&ecs, "migrate", "img:1").await;
     let mut codes = vec![];
     for _ in 0..2 {
         let task = ecs

@@ -1,0 +1,187 @@
+//! Moto fixtures: a fresh account, the lifecycle plugin's control endpoints, ECR images,
+//! task definitions and services, made the same way by every test.
+
+use std::time::Duration;
+
+use aws_sdk_ecs::types::{ContainerDefinition, Tag};
+use test_support::TestAws;
+
+/// Like `test_support::aws()`, but probes moto with the plugin's cheap state endpoint instead of
+/// `/moto-api/data.json`, which dumps every account and grows slow on a busy shared server, and
+/// keeps the SDK's retries on (the release tests inject throttling).
+pub async fn fresh_account() -> TestAws {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| test_support::DEFAULT_AWS_ENDPOINT_URL.to_owned());
+    test_support::wait_http_ok(&format!("{endpoint}/_plugin/state?account=0"), Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("moto (with the lifecycle plugin) is not reachable at {endpoint}: start it with `scripts/env up` ({e:#})"));
+    let account_id = test_support::random_account_id();
+    let region = "us-east-1".to_owned();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new(region.clone()))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            &account_id,
+            "testing",
+            None,
+            None,
+            "release-tests",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
+        .load()
+        .await;
+    TestAws {
+        endpoint,
+        account_id,
+        region,
+        config,
+    }
+}
+
+/// POSTs `body` to one of the lifecycle plugin's control endpoints (tests/moto).
+pub async fn control(aws: &TestAws, path: &str, body: serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path}", aws.endpoint))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("the moto lifecycle plugin's {path} (`scripts/env up` starts it): {e}")
+        });
+    assert!(
+        resp.status().is_success(),
+        "{path}: {} (is the moto lifecycle plugin loaded? `scripts/env up` starts it)",
+        resp.status()
+    );
+}
+
+fn for_account(aws: &TestAws, mut body: serde_json::Value) -> serde_json::Value {
+    body["account"] = serde_json::json!(aws.account_id);
+    body
+}
+
+/// The plugin's timings for this account (`stage_seconds`, `minute_seconds`, `run_task_seconds`, …).
+pub async fn plugin_config(aws: &TestAws, body: serde_json::Value) {
+    control(aws, "/_plugin/config", for_account(aws, body)).await;
+}
+
+/// Injects a fault for this account (`{"kind": "circuit_breaker", "service": …}`, …).
+pub async fn plugin_fault(aws: &TestAws, body: serde_json::Value) {
+    control(aws, "/_plugin/faults", for_account(aws, body)).await;
+}
+
+/// The plugin's state for this account (pending faults, …).
+pub async fn plugin_state(aws: &TestAws) -> serde_json::Value {
+    reqwest::get(format!(
+        "{}/_plugin/state?account={}",
+        aws.endpoint, aws.account_id
+    ))
+    .await
+    .expect("the moto lifecycle plugin's state endpoint")
+    .json()
+    .await
+    .expect("plugin state JSON")
+}
+
+/// Creates an ECR repository; returns its URI.
+pub async fn create_repo(aws: &TestAws, name: &str) -> String {
+    aws_sdk_ecr::Client::new(&aws.config)
+        .create_repository()
+        .repository_name(name)
+        .send()
+        .await
+        .expect("CreateRepository")
+        .repository()
+        .and_then(|r| r.repository_uri())
+        .expect("repository URI")
+        .to_owned()
+}
+
+/// Records an image manifest for `repo:tag` in ECR (no layers anywhere: the deployer only looks
+/// the image up). Each tag gets its own manifest, so its own digest.
+pub async fn put_image(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str) {
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2, "digest": format!("sha256:{tag:0>64}")},
+        "layers": []
+    });
+    ecr.put_image()
+        .repository_name(repo)
+        .image_manifest(manifest.to_string())
+        .image_tag(tag)
+        .send()
+        .await
+        .expect("PutImage");
+}
+
+/// A container definition: `name` running `image` with `memory` MiB.
+pub fn container(
+    name: &str,
+    image: &str,
+    memory: i32,
+) -> aws_sdk_ecs::types::builders::ContainerDefinitionBuilder {
+    ContainerDefinition::builder()
+        .name(name)
+        .image(image)
+        .memory(memory)
+}
+
+/// Registers a task definition of one container; returns its ARN.
+pub async fn register(
+    ecs: &aws_sdk_ecs::Client,
+    family: &str,
+    container: ContainerDefinition,
+    tags: &[Tag],
+) -> String {
+    ecs.register_task_definition()
+        .family(family)
+        .container_definitions(container)
+        .set_tags((!tags.is_empty()).then(|| tags.to_vec()))
+        .send()
+        .await
+        .expect("RegisterTaskDefinition")
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .expect("task definition ARN")
+        .to_owned()
+}
+
+/// Creates a service running `task_definition` with `desired` tasks.
+pub async fn create_service(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    name: &str,
+    task_definition: &str,
+    desired: i32,
+) {
+    ecs.create_service()
+        .cluster(cluster)
+        .service_name(name)
+        .task_definition(task_definition)
+        .desired_count(desired)
+        .send()
+        .await
+        .expect("CreateService");
+}
+
+/// The task definition a service runs.
+pub async fn service_task_definition(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    name: &str,
+) -> String {
+    let out = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(name)
+        .send()
+        .await
+        .expect("DescribeServices");
+    out.services()[0]
+        .task_definition()
+        .expect("the service's task definition")
+        .to_owned()
+}
