@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use platform_core::{Stage, TaskEnvelope, TaskResult};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamMaxlen, StreamReadReply};
-use redis::{AsyncCommands, Value as RValue};
+use redis::{AsyncCommands, SetExpiry, SetOptions, Value as RValue};
 use serde::{Deserialize, Serialize};
 
 pub use config::{BusConfig, ConfigError, env_parse};
@@ -329,21 +329,46 @@ impl Bus {
 
     // ------------------------------------------------------------ plumbing
 
+    /// Sends a pipeline whose replies are all ignored.
+    async fn send(&self, p: &redis::Pipeline) -> Result<(), BusError> {
+        let mut c = self.cmd.clone();
+        let () = p.query_async(&mut c).await?;
+        Ok(())
+    }
+
     /// Stream writes sent together in one round trip.
-    fn writes(&self) -> Writes {
+    fn writes(&self) -> Writes<'_> {
         Writes {
+            bus: self,
             pipe: redis::pipe(),
-            maxlen: self.cfg.maxlen,
-            conn: self.cmd.clone(),
         }
     }
 
     /// Stream writes applied all or nothing (MULTI/EXEC): used wherever an entry moves from one
     /// stream to another, so it is never lost nor left in both.
-    fn atomic_writes(&self) -> Writes {
+    fn atomic_writes(&self) -> Writes<'_> {
         let mut w = self.writes();
         w.pipe.atomic();
         w
+    }
+
+    /// The reply, or `None` when the group vanished (Redis lost its data): then it is recreated,
+    /// and the caller reads again next time.
+    async fn unless_group_lost<T>(
+        &self,
+        reply: redis::RedisResult<T>,
+        stream: &str,
+        group: &str,
+    ) -> Result<Option<T>, BusError> {
+        match reply {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.code() == Some("NOGROUP") => {
+                tracing::warn!(stream, group, "consumer group missing; recreating it");
+                self.ensure_group(stream, group).await?;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn read_group(
@@ -367,15 +392,8 @@ impl Bus {
             .arg(">")
             .query_async(&mut c)
             .await;
-        let reply = match reply {
-            Ok(r) => r,
-            // The group vanished (Redis lost its data): recreate it and read again next time.
-            Err(e) if e.code() == Some("NOGROUP") => {
-                tracing::warn!(stream, group, "consumer group missing; recreating it");
-                self.ensure_group(stream, group).await?;
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e.into()),
+        let Some(reply) = self.unless_group_lost(reply, stream, group).await? else {
+            return Ok(Vec::new());
         };
         Ok(reply
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect::<Vec<_>>())
@@ -403,13 +421,8 @@ impl Bus {
             .arg(self.cfg.batch)
             .query_async(&mut c)
             .await;
-        let reply = match reply {
-            Ok(r) => r,
-            Err(e) if e.code() == Some("NOGROUP") => {
-                self.ensure_group(stream, group).await?;
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e.into()),
+        let Some(reply) = self.unless_group_lost(reply, stream, group).await? else {
+            return Ok(Vec::new());
         };
         if reply.claimed.is_empty() {
             return Ok(Vec::new());
@@ -442,35 +455,23 @@ impl Bus {
     pub async fn heartbeat(&self, info: &AgentInfo, ttl: Duration) -> Result<(), BusError> {
         let key = self.agent_key(&info.kind, &info.id);
         let body = serde_json::to_string(info).expect("agent info serialises");
+        let expiry = SetOptions::default().with_expiration(SetExpiry::PX(ttl.as_millis() as u64));
         let mut p = redis::pipe();
-        p.cmd("SET")
-            .arg(&key)
-            .arg(body)
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
+        p.set_options(&key, body, expiry)
             .ignore()
-            .cmd("SADD")
-            .arg(self.agents_index())
-            .arg(&key)
+            .sadd(self.agents_index(), &key)
             .ignore();
-        let mut c = self.cmd.clone();
-        let () = p.query_async(&mut c).await?;
-        Ok(())
+        self.send(&p).await
     }
 
     pub async fn deregister(&self, kind: &str, id: &str) -> Result<(), BusError> {
         let key = self.agent_key(kind, id);
         let mut p = redis::pipe();
-        p.cmd("DEL")
-            .arg(&key)
+        p.del(&key)
             .ignore()
-            .cmd("SREM")
-            .arg(self.agents_index())
-            .arg(&key)
+            .srem(self.agents_index(), &key)
             .ignore();
-        let mut c = self.cmd.clone();
-        let () = p.query_async(&mut c).await?;
-        Ok(())
+        self.send(&p).await
     }
 
     /// Live agents (registrations whose heartbeat has not expired), sorted by kind and id.
@@ -560,17 +561,15 @@ impl Bus {
 
 /// The one place that builds stream writes: every entry added goes through `add`, so every
 /// stream is capped the same way (`XADD … MAXLEN ~ PLATFORM_STREAM_MAXLEN`).
-struct Writes {
+struct Writes<'a> {
+    bus: &'a Bus,
     pipe: redis::Pipeline,
-    maxlen: usize,
-    conn: ConnectionManager,
 }
 
-impl Writes {
+impl Writes<'_> {
     fn add(&mut self, stream: &str, fields: &[(&str, &str)]) -> &mut Self {
-        self.pipe
-            .xadd_maxlen(stream, StreamMaxlen::Approx(self.maxlen), "*", fields)
-            .ignore();
+        let cap = StreamMaxlen::Approx(self.bus.cfg.maxlen);
+        self.pipe.xadd_maxlen(stream, cap, "*", fields).ignore();
         self
     }
 
@@ -586,8 +585,7 @@ impl Writes {
     }
 
     async fn send(&mut self) -> Result<(), BusError> {
-        let () = self.pipe.query_async(&mut self.conn).await?;
-        Ok(())
+        self.bus.send(&self.pipe).await
     }
 }
 
