@@ -496,6 +496,9 @@ fn ensure_repo(repo: &str, scratch: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Copies the generated app into the clone. The test crates share `test_support::copy_tree`;
+/// this product crate keeps its own rather than depend on a test crate (or make the tests depend
+/// on the agents) for a dozen lines of `std::fs`.
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {

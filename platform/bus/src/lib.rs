@@ -11,14 +11,18 @@
 //! Delivery is at-least-once: entries are acknowledged only after their effect is durable, and
 //! entries idle longer than the visibility timeout are claimed by another consumer (XAUTOCLAIM).
 
+mod config;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use platform_core::{Stage, TaskEnvelope, TaskResult};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use redis::{AsyncCommands, Value as RValue};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamMaxlen, StreamReadReply};
+use redis::{AsyncCommands, SetExpiry, SetOptions, Value as RValue};
 use serde::{Deserialize, Serialize};
+
+pub use config::{BusConfig, ConfigError, env_parse};
 
 pub const RESULTS_GROUP: &str = "orchestrator-group";
 
@@ -31,71 +35,6 @@ pub enum BusError {
         url: String,
         source: redis::RedisError,
     },
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {name}={value:?} is invalid: {why}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub value: String,
-    pub why: String,
-}
-
-/// Reads an optional environment variable and parses it, with a message naming the variable.
-pub fn env_parse<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|e: T::Err| ConfigError {
-            name,
-            value: v,
-            why: e.to_string(),
-        }),
-        _ => Ok(default),
-    }
-}
-
-/// Bus settings, from the environment (see docs/platform.md).
-#[derive(Debug, Clone)]
-pub struct BusConfig {
-    pub url: String,
-    pub prefix: String,
-    /// An entry pending this long is taken over by another consumer.
-    pub visibility_timeout: Duration,
-    /// After this many deliveries a task goes to the dead-letter stream.
-    pub max_deliveries: u64,
-    /// Approximate cap on each stream's length (MAXLEN ~).
-    pub maxlen: usize,
-    /// How long a read blocks waiting for new entries.
-    pub block: Duration,
-    /// Entries per read.
-    pub batch: usize,
-}
-
-impl BusConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let url = std::env::var("REDIS_URL").unwrap_or_default();
-        if url.trim().is_empty() {
-            return Err(ConfigError {
-                name: "REDIS_URL",
-                value: url,
-                why: "it is required, e.g. redis://127.0.0.1:6379".into(),
-            });
-        }
-        Ok(Self {
-            url,
-            prefix: std::env::var("PLATFORM_REDIS_PREFIX").unwrap_or_default(),
-            visibility_timeout: Duration::from_millis(env_parse(
-                "PLATFORM_VISIBILITY_TIMEOUT_MS",
-                30_000u64,
-            )?),
-            max_deliveries: env_parse("PLATFORM_MAX_DELIVERIES", 5u64)?.max(1),
-            maxlen: env_parse("PLATFORM_STREAM_MAXLEN", 100_000usize)?.max(100),
-            block: Duration::from_millis(env_parse("PLATFORM_BLOCK_MS", 1_000u64)?.max(1)),
-            batch: env_parse("PLATFORM_BATCH", 32usize)?.clamp(1, 1000),
-        })
-    }
 }
 
 /// One stream entry handed to a consumer.
@@ -240,26 +179,13 @@ impl Bus {
 
     /// Puts envelopes on their agents' streams (and the pub/sub mirror) in one round trip.
     pub async fn publish_tasks(&self, envs: &[TaskEnvelope]) -> Result<(), BusError> {
-        let mut p = redis::pipe();
+        let mut w = self.writes();
         for e in envs {
             let body = e.encode();
-            p.cmd("XADD")
-                .arg(self.task_stream(e.stage))
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(self.cfg.maxlen)
-                .arg("*")
-                .arg("envelope")
-                .arg(&body)
-                .ignore();
-            p.cmd("PUBLISH")
-                .arg(self.task_channel(e.stage))
-                .arg(&body)
-                .ignore();
+            w.add(&self.task_stream(e.stage), &[("envelope", &body)])
+                .publish(&self.task_channel(e.stage), &body);
         }
-        let mut c = self.cmd.clone();
-        let () = p.query_async(&mut c).await?;
-        Ok(())
+        w.send().await
     }
 
     /// New tasks for `consumer`, blocking up to the configured block time.
@@ -312,52 +238,31 @@ impl Bus {
         d: &Delivery,
         reason: &str,
     ) -> Result<(), BusError> {
-        let mut p = redis::pipe();
-        p.atomic()
-            .cmd("XADD")
-            .arg(self.dlq_stream(kind))
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.cfg.maxlen)
-            .arg("*")
-            .arg("envelope")
-            .arg(&d.raw)
-            .arg("reason")
-            .arg(reason)
-            .arg("deliveries")
-            .arg(d.deliveries)
-            .arg("source_id")
-            .arg(&d.id)
-            .ignore()
-            .cmd("XACK")
-            .arg(self.task_stream(kind))
-            .arg(Self::group(kind))
-            .arg(&d.id)
-            .ignore();
-        let mut c = self.cmd.clone();
-        let () = p.query_async(&mut c).await?;
-        Ok(())
+        let deliveries = d.deliveries.to_string();
+        self.atomic_writes()
+            .add(
+                &self.dlq_stream(kind),
+                &[
+                    ("envelope", &d.raw),
+                    ("reason", reason),
+                    ("deliveries", &deliveries),
+                    ("source_id", &d.id),
+                ],
+            )
+            .ack(&self.task_stream(kind), &Self::group(kind), &d.id)
+            .send()
+            .await
     }
 
     /// Hands a task back for another agent right away (graceful stop): a fresh copy goes on the
     /// stream and this delivery is acknowledged, atomically.
     pub async fn hand_back_task(&self, kind: Stage, d: &Delivery) -> Result<(), BusError> {
-        let mut p = redis::pipe();
-        p.atomic()
-            .cmd("XADD")
-            .arg(self.task_stream(kind))
-            .arg("*")
-            .arg("envelope")
-            .arg(&d.raw)
-            .ignore()
-            .cmd("XACK")
-            .arg(self.task_stream(kind))
-            .arg(Self::group(kind))
-            .arg(&d.id)
-            .ignore();
-        let mut c = self.cmd.clone();
-        let () = p.query_async(&mut c).await?;
-        Ok(())
+        let stream = self.task_stream(kind);
+        self.atomic_writes()
+            .add(&stream, &[("envelope", &d.raw)])
+            .ack(&stream, &Self::group(kind), &d.id)
+            .send()
+            .await
     }
 
     /// Publishes a task's result and acknowledges the task in one atomic step: the result is
@@ -369,52 +274,23 @@ impl Bus {
         r: &TaskResult,
     ) -> Result<(), BusError> {
         let body = r.encode();
-        let mut p = redis::pipe();
-        p.atomic()
-            .cmd("XADD")
-            .arg(self.results_stream())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.cfg.maxlen)
-            .arg("*")
-            .arg("result")
-            .arg(&body)
-            .ignore()
-            .cmd("XACK")
-            .arg(self.task_stream(kind))
-            .arg(Self::group(kind))
-            .arg(id)
-            .ignore()
-            .cmd("PUBLISH")
-            .arg(self.results_channel())
-            .arg(&body)
-            .ignore();
-        let mut c = self.cmd.clone();
-        let () = p.query_async(&mut c).await?;
-        Ok(())
+        self.atomic_writes()
+            .add(&self.results_stream(), &[("result", &body)])
+            .ack(&self.task_stream(kind), &Self::group(kind), id)
+            .publish(&self.results_channel(), &body)
+            .send()
+            .await
     }
 
     // ------------------------------------------------------------ results
 
     pub async fn publish_result(&self, r: &TaskResult) -> Result<(), BusError> {
         let body = r.encode();
-        let mut p = redis::pipe();
-        p.cmd("XADD")
-            .arg(self.results_stream())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.cfg.maxlen)
-            .arg("*")
-            .arg("result")
-            .arg(&body)
-            .ignore()
-            .cmd("PUBLISH")
-            .arg(self.results_channel())
-            .arg(&body)
-            .ignore();
-        let mut c = self.cmd.clone();
-        let () = p.query_async(&mut c).await?;
-        Ok(())
+        self.writes()
+            .add(&self.results_stream(), &[("result", &body)])
+            .publish(&self.results_channel(), &body)
+            .send()
+            .await
     }
 
     pub async fn read_results(&self, consumer: &str) -> Result<Vec<Delivery>, BusError> {
@@ -441,30 +317,59 @@ impl Bus {
 
     /// Parks an unreadable result (atomically with its acknowledgement).
     pub async fn dead_letter_result(&self, d: &Delivery, reason: &str) -> Result<(), BusError> {
-        let mut p = redis::pipe();
-        p.atomic()
-            .cmd("XADD")
-            .arg(self.results_dlq())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.cfg.maxlen)
-            .arg("*")
-            .arg("result")
-            .arg(&d.raw)
-            .arg("reason")
-            .arg(reason)
-            .ignore()
-            .cmd("XACK")
-            .arg(self.results_stream())
-            .arg(RESULTS_GROUP)
-            .arg(&d.id)
-            .ignore();
+        self.atomic_writes()
+            .add(
+                &self.results_dlq(),
+                &[("result", &d.raw), ("reason", reason)],
+            )
+            .ack(&self.results_stream(), RESULTS_GROUP, &d.id)
+            .send()
+            .await
+    }
+
+    // ------------------------------------------------------------ plumbing
+
+    /// Sends a pipeline whose replies are all ignored.
+    async fn send(&self, p: &redis::Pipeline) -> Result<(), BusError> {
         let mut c = self.cmd.clone();
         let () = p.query_async(&mut c).await?;
         Ok(())
     }
 
-    // ------------------------------------------------------------ plumbing
+    /// Stream writes sent together in one round trip.
+    fn writes(&self) -> Writes<'_> {
+        Writes {
+            bus: self,
+            pipe: redis::pipe(),
+        }
+    }
+
+    /// Stream writes applied all or nothing (MULTI/EXEC): used wherever an entry moves from one
+    /// stream to another, so it is never lost nor left in both.
+    fn atomic_writes(&self) -> Writes<'_> {
+        let mut w = self.writes();
+        w.pipe.atomic();
+        w
+    }
+
+    /// The reply, or `None` when the group vanished (Redis lost its data): then it is recreated,
+    /// and the caller reads again next time.
+    async fn unless_group_lost<T>(
+        &self,
+        reply: redis::RedisResult<T>,
+        stream: &str,
+        group: &str,
+    ) -> Result<Option<T>, BusError> {
+        match reply {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.code() == Some("NOGROUP") => {
+                tracing::warn!(stream, group, "consumer group missing; recreating it");
+                self.ensure_group(stream, group).await?;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 
     async fn read_group(
         &self,
@@ -487,15 +392,8 @@ impl Bus {
             .arg(">")
             .query_async(&mut c)
             .await;
-        let reply = match reply {
-            Ok(r) => r,
-            // The group vanished (Redis lost its data): recreate it and read again next time.
-            Err(e) if e.code() == Some("NOGROUP") => {
-                tracing::warn!(stream, group, "consumer group missing; recreating it");
-                self.ensure_group(stream, group).await?;
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e.into()),
+        let Some(reply) = self.unless_group_lost(reply, stream, group).await? else {
+            return Ok(Vec::new());
         };
         Ok(reply
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect::<Vec<_>>())
@@ -523,13 +421,8 @@ impl Bus {
             .arg(self.cfg.batch)
             .query_async(&mut c)
             .await;
-        let reply = match reply {
-            Ok(r) => r,
-            Err(e) if e.code() == Some("NOGROUP") => {
-                self.ensure_group(stream, group).await?;
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e.into()),
+        let Some(reply) = self.unless_group_lost(reply, stream, group).await? else {
+            return Ok(Vec::new());
         };
         if reply.claimed.is_empty() {
             return Ok(Vec::new());
@@ -562,35 +455,23 @@ impl Bus {
     pub async fn heartbeat(&self, info: &AgentInfo, ttl: Duration) -> Result<(), BusError> {
         let key = self.agent_key(&info.kind, &info.id);
         let body = serde_json::to_string(info).expect("agent info serialises");
+        let expiry = SetOptions::default().with_expiration(SetExpiry::PX(ttl.as_millis() as u64));
         let mut p = redis::pipe();
-        p.cmd("SET")
-            .arg(&key)
-            .arg(body)
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
+        p.set_options(&key, body, expiry)
             .ignore()
-            .cmd("SADD")
-            .arg(self.agents_index())
-            .arg(&key)
+            .sadd(self.agents_index(), &key)
             .ignore();
-        let mut c = self.cmd.clone();
-        let () = p.query_async(&mut c).await?;
-        Ok(())
+        self.send(&p).await
     }
 
     pub async fn deregister(&self, kind: &str, id: &str) -> Result<(), BusError> {
         let key = self.agent_key(kind, id);
         let mut p = redis::pipe();
-        p.cmd("DEL")
-            .arg(&key)
+        p.del(&key)
             .ignore()
-            .cmd("SREM")
-            .arg(self.agents_index())
-            .arg(&key)
+            .srem(self.agents_index(), &key)
             .ignore();
-        let mut c = self.cmd.clone();
-        let () = p.query_async(&mut c).await?;
-        Ok(())
+        self.send(&p).await
     }
 
     /// Live agents (registrations whose heartbeat has not expired), sorted by kind and id.
@@ -675,6 +556,36 @@ impl Bus {
             pending,
             dlq,
         })
+    }
+}
+
+/// The one place that builds stream writes: every entry added goes through `add`, so every
+/// stream is capped the same way (`XADD … MAXLEN ~ PLATFORM_STREAM_MAXLEN`).
+struct Writes<'a> {
+    bus: &'a Bus,
+    pipe: redis::Pipeline,
+}
+
+impl Writes<'_> {
+    fn add(&mut self, stream: &str, fields: &[(&str, &str)]) -> &mut Self {
+        let cap = StreamMaxlen::Approx(self.bus.cfg.maxlen);
+        self.pipe.xadd_maxlen(stream, cap, "*", fields).ignore();
+        self
+    }
+
+    fn ack(&mut self, stream: &str, group: &str, id: &str) -> &mut Self {
+        self.pipe.xack(stream, group, &[id]).ignore();
+        self
+    }
+
+    /// The pub/sub mirror for live observers.
+    fn publish(&mut self, channel: &str, body: &str) -> &mut Self {
+        self.pipe.publish(channel, body).ignore();
+        self
+    }
+
+    async fn send(&mut self) -> Result<(), BusError> {
+        self.bus.send(&self.pipe).await
     }
 }
 

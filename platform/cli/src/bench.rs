@@ -188,14 +188,7 @@ async fn main() -> anyhow::Result<()> {
         let id = create(format!("lat-{i}")).await?;
         wait_done(&pool, &id, Duration::from_secs(30)).await?;
     }
-    let lat: Vec<f64> = sqlx::query_scalar(
-        "SELECT EXTRACT(EPOCH FROM (picked_up_at - created_at))::float8 * 1000 FROM tasks
-         WHERE workflow_id IN (SELECT id FROM workflows WHERE name LIKE 'lat-%') AND picked_up_at IS NOT NULL",
-    )
-    .fetch_all(&pool)
-    .await?;
-    let mut lat = lat;
-    lat.sort_by(|a, b| a.total_cmp(b));
+    let lat = pickup_latencies_ms(&pool, "lat-").await?;
 
     // ---- throughput
     let before = count_done(pool.clone()).await?;
@@ -218,14 +211,7 @@ async fn main() -> anyhow::Result<()> {
         sqlx::query_scalar("SELECT count(*) FROM workflows WHERE state <> 'completed'")
             .fetch_one(&pool)
             .await?;
-    let tp_lat: Vec<f64> = sqlx::query_scalar(
-        "SELECT EXTRACT(EPOCH FROM (picked_up_at - created_at))::float8 * 1000 FROM tasks
-         WHERE workflow_id IN (SELECT id FROM workflows WHERE name LIKE 'tp-%') AND picked_up_at IS NOT NULL",
-    )
-    .fetch_all(&pool)
-    .await?;
-    let mut tp_lat = tp_lat;
-    tp_lat.sort_by(|a, b| a.total_cmp(b));
+    let tp_lat = pickup_latencies_ms(&pool, "tp-").await?;
 
     // ---- dead-agent recovery: a stuck e2e agent holds a task and is SIGKILLed
     for (name, c) in &mut procs.0 {
@@ -303,6 +289,19 @@ async fn main() -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(&report)?);
     drop(procs);
     Ok(())
+}
+
+/// Pickup latencies (ms, sorted) of the tasks of the workflows named `prefix…`.
+async fn pickup_latencies_ms(pool: &sqlx::PgPool, prefix: &str) -> anyhow::Result<Vec<f64>> {
+    let mut lat: Vec<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM (picked_up_at - created_at))::float8 * 1000 FROM tasks
+         WHERE workflow_id IN (SELECT id FROM workflows WHERE name LIKE $1 || '%') AND picked_up_at IS NOT NULL",
+    )
+    .bind(prefix)
+    .fetch_all(pool)
+    .await?;
+    lat.sort_by(|a, b| a.total_cmp(b));
+    Ok(lat)
 }
 
 async fn wait_done(pool: &sqlx::PgPool, id: &str, timeout: Duration) -> anyhow::Result<()> {

@@ -17,14 +17,7 @@ const LONG_VERSION: &str = concat!(
 /// The agentic SDLC platform: an orchestrator and five agents on Redis Streams and Postgres.
 #[derive(Parser)]
 #[command(name = "platform", version = LONG_VERSION, about, long_about = None)]
-#[command(after_help = "Examples:
-  platform migrate                      # apply database migrations (DATABASE_URL)
-  platform orchestrator                 # serve the REST API on $PORT (default 3000)
-  platform agent --kind scaffold        # run one scaffold agent
-  platform healthcheck                  # exit 0 when the local orchestrator is ready
-  platform healthcheck --agent          # exit 0 when this container's agent heartbeat is fresh
-
-Configuration is read from the environment; see docs/platform.md.")]
+#[command(after_help = after_help())]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,6 +62,20 @@ impl From<AgentKind> for Stage {
             AgentKind::Deployment => Stage::Deployment,
         }
     }
+}
+
+fn after_help() -> String {
+    format!(
+        "Examples:
+  platform migrate                      # apply database migrations (DATABASE_URL)
+  platform orchestrator                 # serve the REST API on $PORT (default {port})
+  platform agent --kind scaffold        # run one scaffold agent
+  platform healthcheck                  # exit 0 when the local orchestrator is ready
+  platform healthcheck --agent          # exit 0 when this container's agent heartbeat is fresh
+
+Configuration is read from the environment; see docs/platform.md.",
+        port = platform_orchestrator::DEFAULT_PORT
+    )
 }
 
 /// `GIT_SHA` at run time (task definitions set it to the release's sha), else the baked-in one.
@@ -179,10 +186,13 @@ fn agent_healthcheck() -> std::process::ExitCode {
 }
 
 async fn healthcheck() -> std::process::ExitCode {
-    let port = std::env::var("PORT")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "3000".into());
+    let port = match platform_orchestrator::port_from_env() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let url = format!("http://127.0.0.1:{port}/health/ready");
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(3))

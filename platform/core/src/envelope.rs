@@ -70,25 +70,32 @@ impl EnvelopeHeader {
     }
 }
 
+/// Parses `raw` when its `schema_version` is the one this build `supports`.
+fn decode_versioned<T: serde::de::DeserializeOwned>(
+    raw: &str,
+    supports: u32,
+) -> Result<T, EnvelopeError> {
+    match EnvelopeHeader::read(raw).schema_version {
+        Some(v) if v == u64::from(supports) => {
+            serde_json::from_str(raw).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+        }
+        Some(found) => Err(EnvelopeError::UnsupportedVersion {
+            found,
+            supported: supports,
+        }),
+        None => Err(EnvelopeError::Malformed(
+            "missing or invalid schema_version".into(),
+        )),
+    }
+}
+
 impl TaskEnvelope {
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("an envelope always serialises")
     }
 
     pub fn decode(raw: &str) -> Result<Self, EnvelopeError> {
-        let header = EnvelopeHeader::read(raw);
-        match header.schema_version {
-            Some(v) if v == u64::from(ENVELOPE_SCHEMA_VERSION) => {
-                serde_json::from_str(raw).map_err(|e| EnvelopeError::Malformed(e.to_string()))
-            }
-            Some(found) => Err(EnvelopeError::UnsupportedVersion {
-                found,
-                supported: ENVELOPE_SCHEMA_VERSION,
-            }),
-            None => Err(EnvelopeError::Malformed(
-                "missing or invalid schema_version".into(),
-            )),
-        }
+        decode_versioned(raw, ENVELOPE_SCHEMA_VERSION)
     }
 }
 
@@ -127,19 +134,7 @@ impl TaskResult {
     }
 
     pub fn decode(raw: &str) -> Result<Self, EnvelopeError> {
-        let header = EnvelopeHeader::read(raw);
-        match header.schema_version {
-            Some(v) if v == u64::from(RESULT_SCHEMA_VERSION) => {
-                serde_json::from_str(raw).map_err(|e| EnvelopeError::Malformed(e.to_string()))
-            }
-            Some(found) => Err(EnvelopeError::UnsupportedVersion {
-                found,
-                supported: RESULT_SCHEMA_VERSION,
-            }),
-            None => Err(EnvelopeError::Malformed(
-                "missing or invalid schema_version".into(),
-            )),
-        }
+        decode_versioned(raw, RESULT_SCHEMA_VERSION)
     }
 }
 

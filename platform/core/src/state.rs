@@ -8,48 +8,72 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Where a workflow is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkflowState {
-    Initiated,
-    Scaffolding,
-    Validating,
-    E2eTesting,
-    Integrating,
-    Deploying,
-    Completed,
-    Failed,
-    Cancelled,
+/// An enum of unit variants, each with one name: `ALL`, `as_str`, `Display`, `FromStr` (whose
+/// error lists the names) and serde all use that one list, so they cannot disagree.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $first:ident => $first_text:literal $(, $v:ident => $text:literal)* $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            #[serde(rename = $first_text)]
+            $first,
+            $(#[serde(rename = $text)] $v,)*
+        }
+
+        impl $name {
+            pub const ALL: [$name; 1 $(+ named_enum!(@one $v))*] = [Self::$first $(, Self::$v)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    Self::$first => $first_text,
+                    $(Self::$v => $text,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| ParseError {
+                        value: s.to_owned(),
+                        expected: concat!($first_text $(, ", ", $text)*),
+                    })
+            }
+        }
+    };
+    (@one $v:ident) => {
+        1
+    };
+}
+
+named_enum! {
+    /// Where a workflow is.
+    pub enum WorkflowState {
+        Initiated => "initiated",
+        Scaffolding => "scaffolding",
+        Validating => "validating",
+        E2eTesting => "e2e_testing",
+        Integrating => "integrating",
+        Deploying => "deploying",
+        Completed => "completed",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
 }
 
 impl WorkflowState {
-    pub const ALL: [WorkflowState; 9] = [
-        Self::Initiated,
-        Self::Scaffolding,
-        Self::Validating,
-        Self::E2eTesting,
-        Self::Integrating,
-        Self::Deploying,
-        Self::Completed,
-        Self::Failed,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Initiated => "initiated",
-            Self::Scaffolding => "scaffolding",
-            Self::Validating => "validating",
-            Self::E2eTesting => "e2e_testing",
-            Self::Integrating => "integrating",
-            Self::Deploying => "deploying",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
@@ -94,30 +118,11 @@ impl WorkflowState {
     }
 }
 
-impl fmt::Display for WorkflowState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown value {value:?}; expected one of: {expected}")]
 pub struct ParseError {
     pub value: String,
     pub expected: &'static str,
-}
-
-impl FromStr for WorkflowState {
-    type Err = ParseError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| ParseError {
-                value: s.to_owned(),
-                expected: "initiated, scaffolding, validating, e2e_testing, integrating, deploying, completed, failed, cancelled",
-            })
-    }
 }
 
 /// An illegal transition, rejected by the state machine.
@@ -128,36 +133,18 @@ pub struct TransitionError {
     pub to: WorkflowState,
 }
 
-/// The five stages, one agent kind each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Scaffold,
-    Validation,
-    E2e,
-    Integration,
-    Deployment,
+named_enum! {
+    /// The five stages, one agent kind each.
+    pub enum Stage {
+        Scaffold => "scaffold",
+        Validation => "validation",
+        E2e => "e2e",
+        Integration => "integration",
+        Deployment => "deployment",
+    }
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
-        Self::Scaffold,
-        Self::Validation,
-        Self::E2e,
-        Self::Integration,
-        Self::Deployment,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Scaffold => "scaffold",
-            Self::Validation => "validation",
-            Self::E2e => "e2e",
-            Self::Integration => "integration",
-            Self::Deployment => "deployment",
-        }
-    }
-
     /// The workflow state while this stage runs.
     pub fn state(self) -> WorkflowState {
         match self {
@@ -170,62 +157,12 @@ impl Stage {
     }
 }
 
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Stage {
-    type Err = ParseError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| ParseError {
-                value: s.to_owned(),
-                expected: "scaffold, validation, e2e, integration, deployment",
-            })
-    }
-}
-
-/// What a workflow builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkflowType {
-    App,
-    Feature,
-    Bugfix,
-}
-
-impl WorkflowType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::App => "app",
-            Self::Feature => "feature",
-            Self::Bugfix => "bugfix",
-        }
-    }
-}
-
-impl fmt::Display for WorkflowType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for WorkflowType {
-    type Err = ParseError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "app" => Ok(Self::App),
-            "feature" => Ok(Self::Feature),
-            "bugfix" => Ok(Self::Bugfix),
-            _ => Err(ParseError {
-                value: s.to_owned(),
-                expected: "app, feature, bugfix",
-            }),
-        }
+named_enum! {
+    /// What a workflow builds.
+    pub enum WorkflowType {
+        App => "app",
+        Feature => "feature",
+        Bugfix => "bugfix",
     }
 }
 
@@ -291,7 +228,15 @@ mod tests {
             assert_eq!(s.as_str().parse::<Stage>(), Ok(s));
             assert_eq!(s.state().stage(), Some(s));
         }
+        for t in WorkflowType::ALL {
+            assert_eq!(t.as_str().parse::<WorkflowType>(), Ok(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
         assert!("App".parse::<WorkflowType>().is_err());
+        assert_eq!(
+            "nope".parse::<WorkflowType>().unwrap_err().to_string(),
+            "unknown value \"nope\"; expected one of: app, feature, bugfix"
+        );
         assert!("nope".parse::<Stage>().is_err());
     }
 }

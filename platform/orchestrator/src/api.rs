@@ -173,19 +173,10 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// `Json` whose rejections are our JSON errors.
+/// `Json` whose rejections are our JSON errors (through `From<JsonRejection> for ApiError`).
+#[derive(FromRequest)]
+#[from_request(via(Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
-
-impl<T, St> FromRequest<St> for ApiJson<T>
-where
-    Json<T>: FromRequest<St, Rejection = JsonRejection>,
-    St: Send + Sync,
-{
-    type Rejection = ApiError;
-    async fn from_request(req: Request, state: &St) -> Result<Self, Self::Rejection> {
-        Ok(Self(Json::<T>::from_request(req, state).await?.0))
-    }
-}
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::new(

@@ -13,10 +13,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use platform_bus::{Bus, BusConfig, env_parse};
+use platform_bus::{Bus, BusConfig, ConfigError, env_parse};
 use platform_store::Store;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+/// The HTTP port when `PORT` is unset (the image, compose file and task definitions use it too).
+pub const DEFAULT_PORT: u16 = 3000;
+
+/// `PORT`, else [`DEFAULT_PORT`]: where the orchestrator listens and `platform healthcheck` probes,
+/// read by this one function so the two cannot disagree.
+pub fn port_from_env() -> Result<u16, ConfigError> {
+    env_parse("PORT", DEFAULT_PORT)
+}
 
 /// Orchestrator settings, from the environment.
 #[derive(Debug, Clone)]
@@ -63,7 +72,7 @@ impl Config {
             );
         }
         Ok(Self {
-            port: env_parse("PORT", 3000u16)?,
+            port: port_from_env()?,
             token,
             database_url: database_url()?,
             db_max_connections: env_parse("PLATFORM_DB_MAX_CONNECTIONS", 16u32)?.max(2),

@@ -4,7 +4,7 @@ use chrono::Utc;
 use platform_core::{
     RESULT_SCHEMA_VERSION, Stage, TaskEnvelope, TaskOutcome, TaskResult, WorkflowType,
 };
-use platform_store::{Applied, NewWorkflow, Store};
+use platform_store::{Applied, NewWorkflow, Store, WorkflowRow};
 use serde_json::json;
 
 async fn store() -> anyhow::Result<Store> {
@@ -36,6 +36,23 @@ async fn take_outbox(s: &Store) -> anyhow::Result<Vec<TaskEnvelope>> {
     .await?
     .unwrap();
     Ok(out)
+}
+
+/// A store with one new workflow, its first task taken from the outbox.
+async fn dispatched() -> anyhow::Result<(Store, WorkflowRow, Vec<TaskEnvelope>)> {
+    let s = store().await?;
+    let (wf, _) = s.create_workflow(new_wf()).await?;
+    let envs = take_outbox(&s).await?;
+    Ok((s, wf, envs))
+}
+
+/// Asserts that the workflow failed, for a reason containing `reason`.
+async fn assert_failed(s: &Store, wf: &WorkflowRow, reason: &str) -> anyhow::Result<()> {
+    let d = s.get_workflow(wf.id).await?.unwrap();
+    assert_eq!(d.workflow.state, "failed");
+    let why = d.workflow.failure_reason.unwrap_or_default();
+    assert!(why.contains(reason), "failure reason {why:?}");
+    Ok(())
 }
 
 fn result(env: &TaskEnvelope, outcome: TaskOutcome) -> TaskResult {
@@ -101,9 +118,7 @@ async fn a_workflow_walks_all_stages_once_and_duplicates_change_nothing() -> any
 
 #[tokio::test]
 async fn cancel_ignores_late_results_and_refuses_twice() -> anyhow::Result<()> {
-    let s = store().await?;
-    let (wf, _) = s.create_workflow(new_wf()).await?;
-    let envs = take_outbox(&s).await?;
+    let (s, wf, envs) = dispatched().await?;
     s.cancel(wf.id, "user").await?;
     let late = result(&envs[0], TaskOutcome::Succeeded { output: json!({}) });
     assert!(matches!(
@@ -120,9 +135,7 @@ async fn cancel_ignores_late_results_and_refuses_twice() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn failure_and_dead_letter_fail_the_workflow_with_the_reason() -> anyhow::Result<()> {
-    let s = store().await?;
-    let (wf, _) = s.create_workflow(new_wf()).await?;
-    let envs = take_outbox(&s).await?;
+    let (s, wf, envs) = dispatched().await?;
     let r = result(
         &envs[0],
         TaskOutcome::DeadLettered {
@@ -130,34 +143,16 @@ async fn failure_and_dead_letter_fail_the_workflow_with_the_reason() -> anyhow::
         },
     );
     s.apply_result(&r).await?;
-    let d = s.get_workflow(wf.id).await?.unwrap();
-    assert_eq!(d.workflow.state, "failed");
-    assert!(
-        d.workflow
-            .failure_reason
-            .unwrap()
-            .contains("dead-lettered: 3 deliveries")
-    );
-    Ok(())
+    assert_failed(&s, &wf, "dead-lettered: 3 deliveries").await
 }
 
 #[tokio::test]
 async fn stale_tasks_are_redispatched_then_failed() -> anyhow::Result<()> {
-    let s = store().await?;
-    let (wf, _) = s.create_workflow(new_wf()).await?;
-    take_outbox(&s).await?;
+    let (s, wf, _) = dispatched().await?;
     let zero = std::time::Duration::ZERO;
     assert_eq!(s.redispatch_stale(zero, 2).await?, 1);
     let again = take_outbox(&s).await?;
     assert_eq!(again[0].attempt, 2);
     assert_eq!(s.redispatch_stale(zero, 2).await?, 1);
-    let d = s.get_workflow(wf.id).await?.unwrap();
-    assert_eq!(d.workflow.state, "failed");
-    assert!(
-        d.workflow
-            .failure_reason
-            .unwrap()
-            .contains("no result after 2")
-    );
-    Ok(())
+    assert_failed(&s, &wf, "no result after 2").await
 }

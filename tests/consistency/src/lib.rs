@@ -1062,7 +1062,7 @@ pub fn check_rendered(root: &Path) -> Result<Vec<String>> {
         .pointer("/project/templates")
         .and_then(Json::as_str)
         .unwrap_or("templates");
-    copy_tree(&root.join(templates), &tmp.path().join(templates))?;
+    test_support::copy_tree(&root.join(templates), &tmp.path().join(templates))?;
     let envs = terraform_environments(root)?;
     let mut tfs = BTreeMap::new();
     for env in &envs {
@@ -1169,20 +1169,6 @@ pub fn check_rendered(root: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(p)
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let e = e?;
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_tree(&e.path(), &target)?;
-        } else {
-            std::fs::copy(e.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 /// All checks on a repository tree; empty = consistent. Without a `deployer.toml` the templates

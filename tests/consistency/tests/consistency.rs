@@ -1,19 +1,13 @@
 //! Terraform, the workflows and the deployer's config/templates agree — and the check notices
 //! when a name changes on one side only (mutation tests on a copy of the files).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use consistency_tests::{
     DeployerCli, check_all, check_deployer_config, check_invocations, terraform_environment,
     terraform_environments, workflow_invocations,
 };
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use test_support::{copy_tree, repo_root};
 
 /// The files the checks read, copied so a test can change one side only.
 fn copy_of_repo() -> tempfile::TempDir {
@@ -23,7 +17,7 @@ fn copy_of_repo() -> tempfile::TempDir {
         let from = root.join(rel);
         let to = tmp.path().join(rel);
         if from.is_dir() {
-            copy_dir(&from, &to);
+            copy_tree(&from, &to).unwrap();
         } else if from.is_file() {
             std::fs::create_dir_all(to.parent().unwrap()).unwrap();
             std::fs::copy(&from, &to).unwrap();
@@ -41,20 +35,6 @@ fn copy_of_repo() -> tempfile::TempDir {
         copy(rel);
     }
     tmp
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        // Follows symlinks (production/outputs.tf links to staging's).
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 fn edit(root: &Path, rel: &str, from: &str, to: &str) {

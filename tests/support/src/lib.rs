@@ -6,7 +6,7 @@
 //! reachable the helper fails with a message naming that script.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,28 @@ pub fn unique(prefix: &str) -> String {
         "{prefix}{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
+}
+
+/// Copies the directory `from` to `to` (created if missing), following symlinks, so a test can
+/// change its copy. The one copy for the test crates; `platform-agents` keeps its own, since a
+/// product crate must not depend on this test crate and the tests should not depend on the
+/// agents for a dozen lines of `std::fs` (clearer than fs_extra's content_only/copy_inside/
+/// overwrite flags, and no new dependency).
+pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for e in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        // `Path::is_dir` follows symlinks (terraform's production/outputs.tf links to staging's).
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), &target).with_context(|| {
+                format!("copying {} to {}", e.path().display(), target.display())
+            })?;
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- Postgres

@@ -28,8 +28,8 @@ struct Platform {
 /// can act while a task is in flight.
 fn templates(work: &Path) -> anyhow::Result<PathBuf> {
     let dir = work.join("templates");
-    copy_dir(&test_support::repo_root().join("templates/scaffold"), &dir)?;
-    copy_dir(&dir.join("static-web"), &dir.join("slow-web"))?;
+    test_support::copy_tree(&test_support::repo_root().join("templates/scaffold"), &dir)?;
+    test_support::copy_tree(&dir.join("static-web"), &dir.join("slow-web"))?;
     let manifest = dir.join("slow-web/template.toml");
     let text = std::fs::read_to_string(&manifest)?.replace(
         "command = [\"sh\", \"tests/run.sh\"]",
@@ -37,19 +37,6 @@ fn templates(work: &Path) -> anyhow::Result<PathBuf> {
     );
     std::fs::write(manifest, text)?;
     Ok(dir)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()))?;
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name()))?;
-        }
-    }
-    Ok(())
 }
 
 impl Platform {
