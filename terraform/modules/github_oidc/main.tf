@@ -74,11 +74,6 @@ variable "dynamodb_table_arns" {
   type        = list(string)
 }
 
-variable "log_group_arn" {
-  description = "Container log group (read when explaining a failure)."
-  type        = string
-}
-
 variable "readable_secret_arns" {
   description = "Secrets the smoke checks need (the API token)."
   type        = list(string)
@@ -145,152 +140,30 @@ resource "aws_iam_role" "deploy" {
   max_session_duration = 7200
 }
 
-data "aws_iam_policy_document" "deploy" {
-  #checkov:skip=CKV_AWS_356:Only actions IAM cannot scope (Describe*, RegisterTaskDefinition, GetAuthorizationToken) use "*"; the rest are scoped.
-  # Describe/List calls that IAM cannot scope to a resource.
-  statement {
-    sid = "ReadOnlyUnscoped"
-    actions = [
-      "ecs:DescribeTaskDefinition",
-      "ecs:ListTaskDefinitions",
-      "ecs:RegisterTaskDefinition",
-      "ecr:GetAuthorizationToken",
-      "elasticloadbalancing:DescribeTargetGroups",
-      "elasticloadbalancing:DescribeTargetHealth",
-      "elasticloadbalancing:DescribeRules",
-      "elasticloadbalancing:DescribeListeners",
-      "elasticloadbalancing:DescribeLoadBalancers",
-      "cloudwatch:DescribeAlarms",
-    ]
-    resources = ["*"]
-  }
-
-  statement {
-    sid     = "TagOwnTaskDefinitions"
-    actions = ["ecs:TagResource"]
-    resources = [
-      for f in var.task_definition_families : "${local.arn}:ecs:${local.region}:${local.account}:task-definition/${f}:*"
-    ]
-    condition {
-      test     = "StringEquals"
-      variable = "ecs:CreateAction"
-      values   = ["RegisterTaskDefinition", "RunTask"]
-    }
-  }
-
-  statement {
-    sid = "Cluster"
-    actions = [
-      "ecs:DescribeClusters",
-      "ecs:DescribeServices",
-      "ecs:UpdateService",
-      "ecs:ListServiceDeployments",
-      "ecs:DescribeServiceDeployments",
-      "ecs:DescribeServiceRevisions",
-      "ecs:StopServiceDeployment",
-      "ecs:ContinueServiceDeployment",
-      "ecs:ListTasks",
-      "ecs:DescribeTasks",
-    ]
-    resources = [
-      var.cluster_arn,
-      "${local.arn}:ecs:${local.region}:${local.account}:service/${var.cluster_name}/*",
-      "${local.arn}:ecs:${local.region}:${local.account}:service-deployment/${var.cluster_name}/*",
-      "${local.arn}:ecs:${local.region}:${local.account}:service-revision/${var.cluster_name}/*",
-      "${local.arn}:ecs:${local.region}:${local.account}:task/${var.cluster_name}/*",
-      "${local.arn}:ecs:${local.region}:${local.account}:container-instance/${var.cluster_name}/*",
-    ]
-  }
-
-  statement {
-    sid     = "MigrationTask"
-    actions = ["ecs:RunTask", "ecs:StopTask"]
-    resources = concat(
-      [for f in var.task_definition_families : "${local.arn}:ecs:${local.region}:${local.account}:task-definition/${f}:*"],
-      ["${local.arn}:ecs:${local.region}:${local.account}:task/${var.cluster_name}/*"],
-    )
-    condition {
-      test     = "ArnEquals"
-      variable = "ecs:cluster"
-      values   = [var.cluster_arn]
-    }
-  }
-
-  statement {
-    sid       = "PassTaskRoles"
-    actions   = ["iam:PassRole"]
-    resources = var.pass_role_arns
-    condition {
-      test     = "StringEquals"
-      variable = "iam:PassedToService"
-      values   = ["ecs-tasks.amazonaws.com"]
-    }
-  }
-
-  statement {
-    sid = "PushImage"
-    actions = [
-      "ecr:BatchCheckLayerAvailability",
-      "ecr:BatchGetImage",
-      "ecr:CompleteLayerUpload",
-      "ecr:DescribeImages",
-      "ecr:DescribeRepositories",
-      "ecr:GetDownloadUrlForLayer",
-      "ecr:InitiateLayerUpload",
-      "ecr:PutImage",
-      "ecr:UploadLayerPart",
-    ]
-    resources = [var.ecr_repository_arn]
-  }
-
-  statement {
-    sid = "LockAndAudit"
-    actions = [
-      "dynamodb:DescribeTable",
-      "dynamodb:GetItem",
-      "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem",
-      "dynamodb:Query",
-    ]
-    resources = var.dynamodb_table_arns
-  }
-
-  statement {
-    sid       = "ExplainFailures"
-    actions   = ["logs:GetLogEvents", "logs:FilterLogEvents"]
-    resources = ["${var.log_group_arn}:*"]
-  }
-
-  statement {
-    sid       = "SmokeCheckToken"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = var.readable_secret_arns
-  }
-
-  statement {
-    sid       = "TerraformOutputs"
-    actions   = ["s3:GetObject"]
-    resources = ["${var.state_bucket_arn}/${var.outputs_object_key}"]
-  }
-
-  statement {
-    sid       = "DecryptTerraformOutputs"
-    actions   = ["kms:Decrypt"]
-    resources = [var.state_kms_key_arn]
-  }
-
-  statement {
-    sid       = "DecryptOwnData"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"]
-    resources = [var.kms_key_arn]
-  }
+# What the deployer calls, and nothing else: scripts/checks/iam.sh renders this module and checks
+# it against the SDK calls under deployer/src (and iam-beyond-sdk-calls.json beside this file).
+module "deploy_policy" {
+  source                   = "../deploy_policy"
+  arn_prefix               = local.arn
+  region                   = local.region
+  account_id               = local.account
+  cluster_arn              = var.cluster_arn
+  cluster_name             = var.cluster_name
+  task_definition_families = var.task_definition_families
+  pass_role_arns           = var.pass_role_arns
+  ecr_repository_arn       = var.ecr_repository_arn
+  dynamodb_table_arns      = var.dynamodb_table_arns
+  readable_secret_arns     = var.readable_secret_arns
+  kms_key_arn              = var.kms_key_arn
+  state_bucket_arn         = var.state_bucket_arn
+  state_kms_key_arn        = var.state_kms_key_arn
+  outputs_object_key       = var.outputs_object_key
 }
 
 resource "aws_iam_role_policy" "deploy" {
   name   = "deployer"
   role   = aws_iam_role.deploy.id
-  policy = data.aws_iam_policy_document.deploy.json
+  policy = module.deploy_policy.json
 }
 
 # ---------------------------------------------------------------- Terraform plan (pull requests)

@@ -334,7 +334,6 @@ module "github" {
   pass_role_arns           = concat([module.cluster.execution_role_arn], values(local.task_roles))
   ecr_repository_arn       = module.ecr.repository_arn
   dynamodb_table_arns      = [module.deploy_state.lock_table_arn, module.deploy_state.audit_table_arn]
-  log_group_arn            = "arn:${data.aws_partition.current.partition}:logs:${local.region}:${local.account}:log-group:${module.cluster.log_group_name}"
   readable_secret_arns     = [module.data.api_token_secret_arn]
   terraform_secret_arns    = [module.data.database_url_secret_arn, module.data.redis_url_secret_arn, module.data.api_token_secret_arn]
   kms_key_arn              = aws_kms_key.this.arn
