@@ -279,8 +279,15 @@ data "aws_iam_policy_document" "plan_main" {
     actions   = ["s3:PutObject", "s3:DeleteObject"]
     resources = ["${local.state_prefix}/*.tflock"]
   }
+  # The saved plan goes to the state bucket (KMS, this environment's prefix), not to a workflow
+  # artifact that anyone with read access to the repository could download.
   statement {
-    sid       = "EncryptLockFile"
+    sid       = "SavedPlans"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.state_prefix}/plans/*"]
+  }
+  statement {
+    sid       = "EncryptLockFileAndPlans"
     actions   = ["kms:GenerateDataKey"]
     resources = [var.state_kms_key_arn]
   }
