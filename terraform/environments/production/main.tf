@@ -20,6 +20,8 @@ terraform {
     key          = "agentic/production/terraform.tfstate"
     encrypt      = true
     use_lockfile = true
+    # Workspace listing stays inside this environment's prefix (the plan roles may list only it).
+    workspace_key_prefix = "agentic/production/workspaces"
   }
 }
 
