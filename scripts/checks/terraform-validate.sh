@@ -7,7 +7,7 @@
 # other error or warning fails. Also checks that list: every entry is used, absent from 5.100.0
 # and present in the 6.47.0 schema extract (or says why no dump has it yet).
 #
-# TF_VALIDATE_SRC=<dir> validates another copy of terraform/ (the mutation proof in docs/aws.md).
+# TF_CHECK_SRC=<dir> validates another copy of terraform/ (the mutation proof in docs/aws.md).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 source "$ROOT/scripts/checks/lib/terraform.sh"
@@ -16,8 +16,7 @@ trap 'rm -rf "$work"' EXIT
 tf_offline_config "$work"
 echo "terraform-validate: provider mirror $TF_PROVIDER_MIRROR (hashicorp/aws $TF_MIRROR_VERSION)"
 
-src=${TF_VALIDATE_SRC:-$ROOT/terraform}
-python3 "$ROOT/scripts/checks/lib/tf_compat.py" strip "$src" "$work/tf" "$ROOT/terraform/compat/newer-provider-attributes.json"
+tf_compat_copy "$work/tf"
 
 results=()
 for root in environments/staging environments/production bootstrap; do

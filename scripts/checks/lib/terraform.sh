@@ -59,6 +59,7 @@ CFG
 
 # Copy terraform/ into $1 without the arguments terraform/compat/newer-provider-attributes.json
 # lists, with the AWS constraints set to the mirror's version.
+# TF_CHECK_SRC=<dir> checks another copy of terraform/ instead (mutation proofs).
 tf_compat_copy() {
-  python3 "$ROOT/scripts/checks/lib/tf_compat.py" strip "$ROOT/terraform" "$1" "$ROOT/terraform/compat/newer-provider-attributes.json"
+  python3 "$ROOT/scripts/checks/lib/tf_compat.py" strip "${TF_CHECK_SRC:-$ROOT/terraform}" "$1" "$ROOT/terraform/compat/newer-provider-attributes.json"
 }

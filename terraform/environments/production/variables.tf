@@ -37,6 +37,10 @@ variable "state_kms_key_arn" {
 variable "test_listener_cidrs" {
   description = "Who may reach the ALB test listener (:8443): the egress CIDRs of the runners that run the smoke checks."
   type        = list(string)
+  validation {
+    condition     = length(var.test_listener_cidrs) > 0 && alltrue([for c in var.test_listener_cidrs : can(cidrhost(c, 0))])
+    error_message = "test_listener_cidrs must list at least one valid IPv4 CIDR (no default: the test listener serves unreleased revisions)."
+  }
 }
 
 variable "create_ecr_repository" {

@@ -52,8 +52,12 @@ data "aws_ecr_repository" "existing" {
   name  = var.name
 }
 
+# One attribute at a time, so nothing relies on Terraform unifying the object types of a resource
+# and a data source.
 locals {
-  repository = var.create ? aws_ecr_repository.this[0] : data.aws_ecr_repository.existing[0]
+  repository_name = var.create ? aws_ecr_repository.this[0].name : data.aws_ecr_repository.existing[0].name
+  repository_url  = var.create ? aws_ecr_repository.this[0].repository_url : data.aws_ecr_repository.existing[0].repository_url
+  repository_arn  = var.create ? aws_ecr_repository.this[0].arn : data.aws_ecr_repository.existing[0].arn
 }
 
 resource "aws_ecr_lifecycle_policy" "this" {
@@ -79,15 +83,15 @@ resource "aws_ecr_lifecycle_policy" "this" {
 
 output "repository_name" {
   description = "Repository name."
-  value       = local.repository.name
+  value       = local.repository_name
 }
 
 output "repository_url" {
   description = "Repository URL (registry/name), without tag."
-  value       = local.repository.repository_url
+  value       = local.repository_url
 }
 
 output "repository_arn" {
   description = "Repository ARN."
-  value       = local.repository.arn
+  value       = local.repository_arn
 }

@@ -677,7 +677,7 @@ fn shell_words(line: &str) -> Vec<String> {
 
 /// Names a `run:` script exports (`export NAME` / `export NAME=...`).
 fn exported_names(run: &str) -> Vec<String> {
-    let re = regex::Regex::new(r"(?m)^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)").expect("valid regex");
+    let re = Regex::new(r"(?m)^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)").expect("static regex");
     re.captures_iter(run).map(|c| c[1].to_string()).collect()
 }
 
