@@ -82,4 +82,15 @@ for m in without-update-service with-delete-service; do
   grep -qE 'ecs:UpdateService is called|grants ecs:DeleteService' "$work/$m.err" \
     || { echo "iam: unexpected complaint for the policy $m:" >&2; cat "$work/$m.err" >&2; exit 1; }
 done
-echo "iam: ok (and the check fails a policy without ecs:UpdateService and one with ecs:DeleteService)"
+# Calls are found however deep the sources are: the same policy against a copy of deployer/src
+# with one more call three folders down must fail naming it.
+cp -r "$ROOT/deployer/src" "$work/src"
+mkdir -p "$work/src/probe/deeper/still"
+printf 'async fn probe(ecs: &aws_sdk_ecs::Client) {\n    let _ = ecs\n        .delete_service()\n        .send()\n        .await;\n}\n' >"$work/src/probe/deeper/still/nested.rs"
+if python3 "$ROOT/scripts/checks/lib/iam_from_code.py" "$ROOT" "$work/policy.json" --src="$work/src" 2>"$work/nested.err"; then
+  echo "iam: a call in src/probe/deeper/still/nested.rs went unnoticed" >&2
+  exit 1
+fi
+grep -q 'ecs:DeleteService is called (src/probe/deeper/still/nested.rs:3)' "$work/nested.err" \
+  || { echo "iam: unexpected complaint for the nested call:" >&2; cat "$work/nested.err" >&2; exit 1; }
+echo "iam: ok (and the check fails a policy without ecs:UpdateService, one with ecs:DeleteService, and a call three folders down)"

@@ -3,7 +3,7 @@
 role's policy (as Terraform renders it), and everything the policy grants must be either called
 or listed with its reason in terraform/modules/github_oidc/iam-beyond-sdk-calls.json.
 
-  iam_from_code.py ROOT POLICY_JSON [--list]
+  iam_from_code.py ROOT POLICY_JSON [--list] [--src=DIR]   (DIR instead of ROOT/deployer/src)
 
 Operations are found, not listed by hand: the deployer's AWS SDK crates come from
 deployer/Cargo.toml, their operations from the crates' own sources in cargo's registry
@@ -58,16 +58,16 @@ def section(toml, name):
     return m.group(1) if m else ""
 
 
-def calls(root, crates):
+def calls(root, crates, src_dir):
     by_op = {}
     for crate, (_, ops) in crates.items():
         for op in ops:
             by_op.setdefault(op, []).append(crate)
     found = {}  # action -> [file:line]
     problems = []
-    files = sorted((root / "deployer/src").rglob("*.rs"))
+    files = sorted(src_dir.rglob("*.rs"))
     if not files:
-        raise SystemExit("no .rs file under deployer/src")
+        raise SystemExit(f"no .rs file under {src_dir}")
     for f in files:
         text = f.read_text()
         cut = re.search(r"^\s*#\[cfg\(test\)\]\s*\n\s*(pub(\([^)]*\))?\s+)?mod\s", text, re.M)
@@ -82,7 +82,7 @@ def calls(root, crates):
                 if op not in by_op:
                     continue
                 owners = by_op[op]
-                where = f"{f.relative_to(root)}:{ln}"
+                where = f"{f.relative_to(src_dir.parent)}:{ln}"
                 if len(owners) > 1:
                     problems.append(f"{where}: .{op}( exists in {owners}: cannot tell which service (name the client's crate here)")
                     continue
@@ -125,7 +125,8 @@ def main():
     beyond = {e["action"]: e["why"] for e in doc["actions"]}
     refused = {e["action"]: e["why"] for e in doc.get("called_but_not_granted", [])}
     crates = sdk_crates(root)
-    found, problems, nfiles = calls(root, crates)
+    src = next((Path(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--src=")), root / "deployer/src")
+    found, problems, nfiles = calls(root, crates, src.resolve())
     statements = policy_statements(policy)
 
     if "--list" in sys.argv:
