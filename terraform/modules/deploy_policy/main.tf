@@ -124,9 +124,7 @@ data "aws_iam_policy_document" "deploy" {
       var.cluster_arn,
       "${var.arn_prefix}:ecs:${var.region}:${var.account_id}:service/${var.cluster_name}/*",
       "${var.arn_prefix}:ecs:${var.region}:${var.account_id}:service-deployment/${var.cluster_name}/*",
-      "${var.arn_prefix}:ecs:${var.region}:${var.account_id}:service-revision/${var.cluster_name}/*",
       "${var.arn_prefix}:ecs:${var.region}:${var.account_id}:task/${var.cluster_name}/*",
-      "${var.arn_prefix}:ecs:${var.region}:${var.account_id}:container-instance/${var.cluster_name}/*",
     ]
   }
 
