@@ -99,9 +99,45 @@ data "aws_iam_policy_document" "state" {
   }
 }
 
+# The backends write with the state key or not at all: an `encrypt = true` backend without
+# kms_key_id sends SSE-S3 (AES256) and would silently bypass the key; refused here.
+data "aws_iam_policy_document" "state_kms_only" {
+  source_policy_documents = [data.aws_iam_policy_document.state.json]
+  statement {
+    sid       = "DenyNonKmsWrites"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.state.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "StringNotEqualsIfExists"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["aws:kms"]
+    }
+  }
+  statement {
+    sid       = "DenyOtherKmsKeys"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.state.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "StringNotEqualsIfExists"
+      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+      values   = [aws_kms_key.state.arn]
+    }
+  }
+}
+
 resource "aws_s3_bucket_policy" "state" {
   bucket = aws_s3_bucket.state.id
-  policy = data.aws_iam_policy_document.state.json
+  policy = data.aws_iam_policy_document.state_kms_only.json
 }
 
 # One per account: the environments' roles look it up by URL.
@@ -116,7 +152,7 @@ output "state_bucket" {
 }
 
 output "state_kms_key_arn" {
-  description = "Key of the state bucket (roles that run Terraform need kms:Decrypt/GenerateDataKey on it)."
+  description = "Key of the state bucket: kms_key_id in each environment's backend.tfbackend (the ARN, not an alias) and var.state_kms_key_arn."
   value       = aws_kms_key.state.arn
 }
 

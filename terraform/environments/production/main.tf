@@ -6,16 +6,22 @@ terraform {
   required_providers {
     # 6.66+: aws_ecs_service deployment_configuration with BLUE_GREEN, bake_time_in_minutes,
     # lifecycle_hook target_type PAUSE + timeout_configuration, load_balancer advanced_configuration.
-    aws    = { source = "hashicorp/aws", version = "~> 6.66" }
-    random = { source = "hashicorp/random", version = "~> 3.6" }
+    # Only the AWS provider: generated secrets come from its ephemeral
+    # aws_secretsmanager_random_password (docs/aws.md, "Secrets").
+    aws = { source = "hashicorp/aws", version = "~> 6.66" }
   }
 
-  # Partial configuration: bucket and region come from `terraform init -backend-config=...`
-  # (see docs/aws.md). State locking uses an S3 lock file, no DynamoDB table needed.
+  # Partial configuration: bucket, region and kms_key_id (the state key of terraform/bootstrap,
+  # so the state is written with SSE-KMS under that key, not SSE-S3) come from the committed
+  # backend.tfbackend next to this file: `terraform init -backend-config=backend.tfbackend`
+  # (docs/aws.md). The bucket policy refuses state written without that key. State locking uses
+  # an S3 lock file, no DynamoDB table needed.
   backend "s3" {
     key          = "agentic/production/terraform.tfstate"
     encrypt      = true
     use_lockfile = true
+    # Workspace listing stays inside this environment's prefix (the plan roles may list only it).
+    workspace_key_prefix = "agentic/production/workspaces"
   }
 }
 
@@ -87,10 +93,16 @@ module "platform" {
   migration_task      = local.migration_task
   bake_time_minutes   = 10
   ecr_repository_name = "agentic-platform"
+  region              = var.region
   certificate_arn     = var.certificate_arn
   domain_name         = var.domain_name
   github_repository   = var.github_repository
   image_tag           = var.image_tag
   state_bucket        = var.state_bucket
   state_kms_key_arn   = var.state_kms_key_arn
+
+  create_ecr_repository = var.create_ecr_repository
+  test_listener_cidrs   = var.test_listener_cidrs
+  secret_versions       = var.secret_versions
+  plan_pull_requests    = false
 }

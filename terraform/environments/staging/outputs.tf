@@ -152,8 +152,13 @@ output "github_deploy_role_arn" {
 }
 
 output "github_terraform_plan_role_arn" {
-  description = "Role terraform plan assumes."
+  description = "Role terraform plan assumes on pull requests (read only, no secret values)."
   value       = module.platform.github_terraform_plan_role_arn
+}
+
+output "github_terraform_plan_main_role_arn" {
+  description = "Role terraform plan assumes on main (the plan the apply job applies)."
+  value       = module.platform.github_terraform_plan_main_role_arn
 }
 
 output "github_terraform_apply_role_arn" {

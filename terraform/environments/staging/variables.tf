@@ -33,3 +33,28 @@ variable "state_kms_key_arn" {
   description = "KMS key of the state bucket (output of terraform/bootstrap)."
   type        = string
 }
+
+variable "test_listener_cidrs" {
+  description = "Who may reach the ALB test listener (:8443): the egress CIDRs of the runners that run the smoke checks."
+  type        = list(string)
+  validation {
+    condition     = length(var.test_listener_cidrs) > 0 && alltrue([for c in var.test_listener_cidrs : can(cidrhost(c, 0))])
+    error_message = "test_listener_cidrs must list at least one valid IPv4 CIDR (no default: the test listener serves unreleased revisions)."
+  }
+}
+
+variable "create_ecr_repository" {
+  description = "Create the agentic-platform ECR repository (keep true: staging owns it when both environments share an account)."
+  type        = bool
+  default     = true
+}
+
+variable "secret_versions" {
+  description = "Rotation counters of the generated secrets (database, redis, api_token); raise one and apply to rotate it."
+  type = object({
+    database  = optional(number, 1)
+    redis     = optional(number, 1)
+    api_token = optional(number, 1)
+  })
+  default = {}
+}

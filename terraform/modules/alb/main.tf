@@ -53,9 +53,8 @@ variable "test_listener_port" {
 }
 
 variable "test_listener_cidrs" {
-  description = "Who may reach the test listener (the CI runners that run the smoke checks)."
+  description = "Who may reach the test listener (where the smoke checks run from). No default: the test listener serves a revision that has not passed its checks yet."
   type        = list(string)
-  default     = ["0.0.0.0/0"]
 }
 
 variable "deletion_protection" {
@@ -268,9 +267,12 @@ resource "aws_iam_role" "ecs_infrastructure" {
   assume_role_policy = data.aws_iam_policy_document.ecs_assume.json
 }
 
+data "aws_partition" "current" {}
+
+# AWS managed policy (no `service-role/` path): see docs/aws.md for the source.
 resource "aws_iam_role_policy_attachment" "ecs_infrastructure" {
   role       = aws_iam_role.ecs_infrastructure.name
-  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForLoadBalancers"
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"
 }
 
 output "security_group_id" {
@@ -318,7 +320,10 @@ output "test_listener_port" {
   value       = var.test_listener_port
 }
 
+# Only once the role has its policy: a service created with the bare role fails its first
+# deployment (ECS cannot modify the listener rules).
 output "ecs_infrastructure_role_arn" {
   description = "Role ECS assumes to shift traffic between the target groups."
   value       = aws_iam_role.ecs_infrastructure.arn
+  depends_on  = [aws_iam_role_policy_attachment.ecs_infrastructure]
 }

@@ -71,6 +71,8 @@ resource "aws_cloudwatch_log_group" "exec" {
   kms_key_id        = var.kms_key_arn
 }
 
+data "aws_partition" "current" {}
+
 data "aws_iam_policy_document" "tasks_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -88,7 +90,7 @@ resource "aws_iam_role" "execution" {
 
 resource "aws_iam_role_policy_attachment" "execution" {
   role       = aws_iam_role.execution.name
-  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
 # Secrets referenced from task definitions are resolved by the execution role, not the task role.
@@ -124,9 +126,11 @@ output "log_group_name" {
   value       = aws_cloudwatch_log_group.containers.name
 }
 
+# Only once the role may pull, log and read the secrets: the first tasks start right after.
 output "execution_role_arn" {
   description = "Task execution role (image pull, logs, secrets)."
   value       = aws_iam_role.execution.arn
+  depends_on  = [aws_iam_role_policy_attachment.execution, aws_iam_role_policy.execution_secrets]
 }
 
 output "tasks_assume_role_policy" {

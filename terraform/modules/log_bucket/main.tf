@@ -111,7 +111,10 @@ resource "aws_s3_bucket_policy" "this" {
   policy = data.aws_iam_policy_document.this.json
 }
 
+# Only once log delivery is allowed: ELB checks the bucket policy when access logs are enabled and
+# refuses to create the load balancer without it ("Access Denied for bucket").
 output "bucket" {
   description = "Bucket name."
   value       = aws_s3_bucket.this.id
+  depends_on  = [aws_s3_bucket_policy.this, aws_s3_bucket_public_access_block.this, aws_s3_bucket_server_side_encryption_configuration.this]
 }

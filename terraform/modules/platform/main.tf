@@ -3,18 +3,16 @@
 terraform {
   required_version = ">= 1.11"
   required_providers {
-    aws    = { source = "hashicorp/aws", version = ">= 6.66" }
-    random = { source = "hashicorp/random", version = ">= 3.6" }
+    aws = { source = "hashicorp/aws", version = ">= 6.66" }
   }
 }
 
 data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
   account    = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.region
+  region     = var.region
   image      = "${module.ecr.repository_url}:${var.image_tag}"
   lb_service = one([for k, s in var.services : k if s.load_balanced])
   task_roles = {
@@ -96,6 +94,7 @@ module "network" {
 module "ecr" {
   source      = "../ecr"
   name        = var.ecr_repository_name
+  create      = var.create_ecr_repository
   kms_key_arn = aws_kms_key.this.arn
 }
 
@@ -124,6 +123,7 @@ module "alb" {
   certificate_arn     = var.certificate_arn
   container_port      = var.services[local.lb_service].container_port
   test_listener_port  = var.test_listener_port
+  test_listener_cidrs = var.test_listener_cidrs
   deletion_protection = var.production
   access_logs_bucket  = module.alb_logs.bucket
 }
@@ -136,6 +136,7 @@ module "data" {
   client_security_group_id = aws_security_group.tasks.id
   kms_key_arn              = aws_kms_key.this.arn
   production               = var.production
+  secret_versions          = var.secret_versions
 }
 
 module "deploy_state" {
@@ -147,6 +148,7 @@ module "deploy_state" {
 
 # ---------------------------------------------------------------- tasks
 resource "aws_security_group" "tasks" {
+  #checkov:skip=CKV2_AWS_5:Attached to every ECS service (module.service, network_configuration, through for_each) and to the migration RunTask; checkov's graph does not follow the module's for_each (it reported nothing while the scaling conditional made the services unevaluable).
   name        = "${var.name}-tasks"
   description = "Platform tasks: the orchestrator port from the ALB; out to AWS APIs and data stores."
   vpc_id      = module.network.vpc_id
@@ -220,6 +222,7 @@ module "service" {
   for_each = var.services
 
   name               = each.key
+  region             = local.region
   family             = "${var.name}-${each.key}"
   cluster_arn        = module.cluster.cluster_arn
   cluster_name       = module.cluster.cluster_name
@@ -269,12 +272,14 @@ module "service" {
     target_group_arn_suffixes    = values(module.alb.target_group_arn_suffixes)
   } : null
 
-  scaling = each.value.load_balanced ? {
-    cpu_target               = 60
-    requests_per_task_target = 1000
-    } : {
-    backlog_per_task_target = 20
-    backlog_metric = {
+  # One object type for both kinds of service (a conditional between two object types with
+  # different attributes is an error): the load-balanced one scales on CPU and requests, the
+  # agents on their stream backlog.
+  scaling = {
+    cpu_target               = each.value.load_balanced ? 60 : null
+    requests_per_task_target = each.value.load_balanced ? 1000 : null
+    backlog_per_task_target  = each.value.load_balanced ? null : 20
+    backlog_metric = each.value.load_balanced ? null : {
       namespace  = var.backlog_metric_namespace
       name       = var.backlog_metric_name
       dimensions = { AgentKind = each.value.agent_kind }
@@ -322,14 +327,16 @@ module "github" {
   name                     = var.name
   github_repository        = var.github_repository
   github_environment       = var.environment
+  region                   = local.region
+  plan_pull_requests       = var.plan_pull_requests
   cluster_arn              = module.cluster.cluster_arn
   cluster_name             = module.cluster.cluster_name
   task_definition_families = concat([for m in module.service : m.task_definition_family], [var.migration_task.family])
   pass_role_arns           = concat([module.cluster.execution_role_arn], values(local.task_roles))
   ecr_repository_arn       = module.ecr.repository_arn
   dynamodb_table_arns      = [module.deploy_state.lock_table_arn, module.deploy_state.audit_table_arn]
-  log_group_arn            = "arn:${data.aws_partition.current.partition}:logs:${local.region}:${local.account}:log-group:${module.cluster.log_group_name}"
   readable_secret_arns     = [module.data.api_token_secret_arn]
+  terraform_secret_arns    = [module.data.database_url_secret_arn, module.data.redis_url_secret_arn, module.data.api_token_secret_arn]
   kms_key_arn              = aws_kms_key.this.arn
   state_bucket_arn         = "arn:${data.aws_partition.current.partition}:s3:::${var.state_bucket}"
   state_kms_key_arn        = var.state_kms_key_arn

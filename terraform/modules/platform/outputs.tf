@@ -156,6 +156,11 @@ output "github_terraform_plan_role_arn" {
   value       = module.github.terraform_plan_role_arn
 }
 
+output "github_terraform_plan_main_role_arn" {
+  description = "Role terraform plan assumes on main (the plan the apply job applies)."
+  value       = module.github.terraform_plan_main_role_arn
+}
+
 output "github_terraform_apply_role_arn" {
   description = "Role terraform apply assumes."
   value       = module.github.terraform_apply_role_arn

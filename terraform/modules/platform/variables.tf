@@ -127,3 +127,38 @@ variable "state_kms_key_arn" {
   description = "KMS key of the state bucket (output of terraform/bootstrap)."
   type        = string
 }
+
+variable "region" {
+  description = "Region of the environment (the provider's region; passed explicitly so no 6.x-only data source attribute is needed)."
+  type        = string
+}
+
+variable "create_ecr_repository" {
+  description = "Create the ECR repository here (true), or use the one of that name another environment in the same account created (false)."
+  type        = bool
+  default     = true
+}
+
+variable "test_listener_cidrs" {
+  description = "CIDRs allowed to reach the ALB test listener: where the smoke checks run from (the CI runners' egress)."
+  type        = list(string)
+  validation {
+    condition     = length(var.test_listener_cidrs) > 0 && alltrue([for c in var.test_listener_cidrs : can(cidrhost(c, 0))])
+    error_message = "test_listener_cidrs must list at least one valid IPv4 CIDR."
+  }
+}
+
+variable "secret_versions" {
+  description = "Rotation counters of the generated secrets (write-only arguments): raise one and apply to generate and store a new value."
+  type = object({
+    database  = optional(number, 1)
+    redis     = optional(number, 1)
+    api_token = optional(number, 1)
+  })
+  default = {}
+}
+
+variable "plan_pull_requests" {
+  description = "Whether pull requests may run `terraform plan` for this environment (read-only role, no secret values, no refresh)."
+  type        = bool
+}

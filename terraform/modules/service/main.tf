@@ -8,10 +8,23 @@ terraform {
   }
 }
 
-data "aws_region" "current" {}
-
 locals {
-  blue_green    = var.strategy == "BLUE_GREEN"
+  blue_green = var.strategy == "BLUE_GREEN"
+  # What the service's deployment_configuration block is built from, also an output: the
+  # module's `terraform test` asserts on it (the provider on the test machine predates the block,
+  # docs/aws.md).
+  deployment_configuration = {
+    strategy             = var.strategy
+    bake_time_in_minutes = local.blue_green ? var.bake_time_minutes : null
+    lifecycle_hooks = [for stages in(length(var.pause_stages) > 0 ? [var.pause_stages] : []) : {
+      target_type      = "PAUSE"
+      lifecycle_stages = stages
+      timeout_configuration = {
+        timeout_in_minutes = var.pause_timeout_minutes
+        action             = "ROLLBACK"
+      }
+    }]
+  }
   load_balanced = var.load_balancer != null
   health_check = var.health_check_command == null ? null : {
     command     = var.health_check_command
@@ -54,7 +67,7 @@ resource "aws_ecs_task_definition" "bootstrap" {
         logDriver = "awslogs"
         options = {
           awslogs-group         = var.log_group_name
-          awslogs-region        = data.aws_region.current.region
+          awslogs-region        = var.region
           awslogs-stream-prefix = var.name
         }
       }
@@ -83,17 +96,17 @@ resource "aws_ecs_service" "this" {
   }
 
   deployment_configuration {
-    strategy             = var.strategy
-    bake_time_in_minutes = local.blue_green ? var.bake_time_minutes : null
+    strategy             = local.deployment_configuration.strategy
+    bake_time_in_minutes = local.deployment_configuration.bake_time_in_minutes
 
     dynamic "lifecycle_hook" {
-      for_each = length(var.pause_stages) > 0 ? [var.pause_stages] : []
+      for_each = local.deployment_configuration.lifecycle_hooks
       content {
-        target_type      = "PAUSE"
-        lifecycle_stages = lifecycle_hook.value
+        target_type      = lifecycle_hook.value.target_type
+        lifecycle_stages = lifecycle_hook.value.lifecycle_stages
         timeout_configuration {
-          timeout_in_minutes = var.pause_timeout_minutes
-          action             = "ROLLBACK"
+          timeout_in_minutes = lifecycle_hook.value.timeout_configuration.timeout_in_minutes
+          action             = lifecycle_hook.value.timeout_configuration.action
         }
       }
     }

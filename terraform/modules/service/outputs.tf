@@ -17,3 +17,8 @@ output "alarm_names" {
   description = "Alarms that roll a deployment back."
   value       = local.deployment_alarm_names
 }
+
+output "deployment_configuration" {
+  description = "The service's deployment configuration: strategy, bake time, PAUSE hooks and their timeout action."
+  value       = local.deployment_configuration
+}

@@ -3,6 +3,11 @@ variable "name" {
   type        = string
 }
 
+variable "region" {
+  description = "Region of the log group (awslogs-region)."
+  type        = string
+}
+
 variable "family" {
   description = "Task definition family the deployer registers revisions into."
   type        = string

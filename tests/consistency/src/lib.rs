@@ -675,6 +675,12 @@ fn shell_words(line: &str) -> Vec<String> {
     words
 }
 
+/// Names a `run:` script exports (`export NAME` / `export NAME=...`).
+fn exported_names(run: &str) -> Vec<String> {
+    let re = Regex::new(r"(?m)^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)").expect("static regex");
+    re.captures_iter(run).map(|c| c[1].to_string()).collect()
+}
+
 /// Every `deployer` call in `.github/workflows/*.yml`.
 pub fn workflow_invocations(root: &Path) -> Result<Vec<Invocation>> {
     let dir = root.join(".github/workflows");
@@ -708,7 +714,7 @@ pub fn workflow_invocations(root: &Path) -> Result<Vec<Invocation>> {
                 let Some(run) = step.get("run").and_then(|r| r.as_str()) else {
                     continue;
                 };
-                let step_env: BTreeSet<String> = step
+                let mut step_env: BTreeSet<String> = step
                     .get("env")
                     .and_then(|e| e.as_mapping())
                     .map(|m| {
@@ -717,6 +723,9 @@ pub fn workflow_invocations(root: &Path) -> Result<Vec<Invocation>> {
                             .collect()
                     })
                     .unwrap_or_default();
+                // Variables the script itself exports (a secret read in the step, e.g. the API
+                // token from Secrets Manager) reach the deployer too.
+                step_env.extend(exported_names(run));
                 // Join continuation lines, then look at each command of each line.
                 let joined = run.replace("\\\n", " ");
                 for line in joined.lines() {

@@ -448,3 +448,28 @@ fn rendered_task_definitions_match_terraform_and_a_one_sided_size_change_is_caug
         "{problems:#?}"
     );
 }
+
+#[test]
+fn a_release_step_without_the_api_token_is_caught() {
+    let tmp = copy_of_repo();
+    let root = tmp.path();
+    let config = consistency_tests::load_config(root).unwrap();
+    let clean =
+        consistency_tests::check_workflow_env(&config, &workflow_invocations(root).unwrap());
+    assert!(clean.is_empty(), "{clean:#?}");
+    // The token is read from Secrets Manager and exported in the release step itself.
+    edit(
+        root,
+        ".github/workflows/release.yml",
+        "export PLATFORM_API_TOKEN\n          deployer release --env staging",
+        "deployer release --env staging",
+    );
+    let problems =
+        consistency_tests::check_workflow_env(&config, &workflow_invocations(root).unwrap());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("job `staging`") && p.contains("runs without PLATFORM_API_TOKEN")),
+        "{problems:#?}"
+    );
+}

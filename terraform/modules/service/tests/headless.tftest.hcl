@@ -1,0 +1,81 @@
+# `terraform test` of the service module, a headless agent (own file: own state). Mock AWS
+# provider; scripts/checks/terraform-test.sh runs it. The provider on the test machine (hashicorp/aws
+# 5.100.0) predates the deployment_configuration block, so the strategy, bake time and PAUSE
+# hook are asserted on the value that block is built from (output deployment_configuration);
+# everything else on the planned resources themselves.
+mock_provider "aws" {
+  mock_resource "aws_ecs_task_definition" {
+    defaults = {
+      arn = "arn:aws:ecs:eu-west-1:111111111111:task-definition/agentic-test-orchestrator:1"
+    }
+  }
+}
+
+variables {
+  name               = "orchestrator"
+  region             = "eu-west-1"
+  family             = "agentic-test-orchestrator"
+  cluster_arn        = "arn:aws:ecs:eu-west-1:111111111111:cluster/agentic-test"
+  cluster_name       = "agentic-test"
+  container_name     = "orchestrator"
+  container_port     = 3000
+  command            = ["orchestrator"]
+  image              = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/agentic-platform:0000000"
+  cpu                = 1024
+  memory             = 2048
+  execution_role_arn = "arn:aws:iam::111111111111:role/agentic-test-task-execution"
+  task_role_arn      = "arn:aws:iam::111111111111:role/agentic-test-task-orchestrator"
+  log_group_name     = "/ecs/agentic-test"
+  desired_count      = 2
+  min_count          = 1
+  max_count          = 6
+  subnet_ids         = ["subnet-00000000000000001", "subnet-00000000000000002"]
+  security_group_ids = ["sg-00000000000000001"]
+  alarm_topic_arn    = "arn:aws:sns:eu-west-1:111111111111:agentic-test-alarms"
+  strategy           = "BLUE_GREEN"
+  bake_time_minutes  = 2
+  pause_stages       = ["POST_TEST_TRAFFIC_SHIFT"]
+  load_balancer = {
+    target_group_arn             = "arn:aws:elasticloadbalancing:eu-west-1:111111111111:targetgroup/agentic-test-orc-blue/0000000000000001"
+    alternate_target_group_arn   = "arn:aws:elasticloadbalancing:eu-west-1:111111111111:targetgroup/agentic-test-orc-green/0000000000000002"
+    production_listener_rule_arn = "arn:aws:elasticloadbalancing:eu-west-1:111111111111:listener-rule/app/agentic-test/1/2/3"
+    test_listener_rule_arn       = "arn:aws:elasticloadbalancing:eu-west-1:111111111111:listener-rule/app/agentic-test/1/4/5"
+    role_arn                     = "arn:aws:iam::111111111111:role/agentic-test-ecs-infra-lb"
+    alb_arn_suffix               = "app/agentic-test/0000000000000001"
+    target_group_arn_suffixes    = ["targetgroup/agentic-test-orc-blue/0000000000000001", "targetgroup/agentic-test-orc-green/0000000000000002"]
+  }
+  scaling = {
+    cpu_target               = 60
+    requests_per_task_target = 1000
+  }
+}
+
+run "headless_service_is_rolling_without_hooks" {
+  command = apply
+
+  variables {
+    name           = "agent-scaffold"
+    container_name = "agent-scaffold"
+    container_port = null
+    strategy       = "ROLLING"
+    pause_stages   = []
+    load_balancer  = null
+    scaling = {
+      backlog_per_task_target = 20
+      backlog_metric          = { namespace = "Agentic/Platform", name = "StreamBacklog", dimensions = { AgentKind = "scaffold" } }
+    }
+  }
+
+  assert {
+    condition     = output.deployment_configuration.strategy == "ROLLING" && length(output.deployment_configuration.lifecycle_hooks) == 0 && output.deployment_configuration.bake_time_in_minutes == null
+    error_message = "a headless agent is ROLLING, with no hook and no bake time"
+  }
+  assert {
+    condition     = length(aws_ecs_service.this.load_balancer) == 0
+    error_message = "a headless agent has no load balancer"
+  }
+  assert {
+    condition     = aws_ecs_service.this.deployment_circuit_breaker[0].rollback
+    error_message = "the circuit breaker rolls agents back too"
+  }
+}
