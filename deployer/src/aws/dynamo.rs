@@ -38,8 +38,7 @@ pub async fn ensure_table(ddb: &Ddb, table: &str, pk: &str, sk: Option<&str>) ->
         Ok(_) => return Ok(()),
         Err(e)
             if e.as_service_error()
-                .map(|e| e.is_resource_not_found_exception())
-                .unwrap_or(false) => {}
+                .is_some_and(|e| e.is_resource_not_found_exception()) => {}
         Err(e) => {
             return Err(anyhow::Error::new(e).context(format!("DescribeTable {table}")));
         }
@@ -47,31 +46,20 @@ pub async fn ensure_table(ddb: &Ddb, table: &str, pk: &str, sk: Option<&str>) ->
     let mut req = ddb
         .create_table()
         .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(pk)
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(pk)
-                .key_type(KeyType::Hash)
-                .build()?,
-        );
-    if let Some(sk) = sk {
+        .billing_mode(BillingMode::PayPerRequest);
+    for (name, key_type) in [(Some(pk), KeyType::Hash), (sk, KeyType::Range)] {
+        let Some(name) = name else { continue };
         req = req
             .attribute_definitions(
                 AttributeDefinition::builder()
-                    .attribute_name(sk)
+                    .attribute_name(name)
                     .attribute_type(ScalarAttributeType::S)
                     .build()?,
             )
             .key_schema(
                 KeySchemaElement::builder()
-                    .attribute_name(sk)
-                    .key_type(KeyType::Range)
+                    .attribute_name(name)
+                    .key_type(key_type)
                     .build()?,
             );
     }
@@ -80,8 +68,7 @@ pub async fn ensure_table(ddb: &Ddb, table: &str, pk: &str, sk: Option<&str>) ->
         // Another process created it at the same time.
         Err(e)
             if e.as_service_error()
-                .map(|e| e.is_resource_in_use_exception())
-                .unwrap_or(false) =>
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
         {
             Ok(())
         }

@@ -313,7 +313,7 @@ pub(crate) fn engine_result(
     ctx: &Ctx,
     ended: crate::engine::Step<()>,
 ) -> CmdResult<Code> {
-    use crate::engine::{Outcome, report::run_summary};
+    use crate::engine::Outcome;
     ctx.report.end_group();
     match ended {
         Ok(()) => {
@@ -325,4 +325,19 @@ pub(crate) fn engine_result(
         Err(stop) => Err(Failure::msg(stop.outcome.code(), stop.reason)
             .with_details(run_summary(ctx, stop.outcome))),
     }
+}
+
+/// The machine-readable result of a release or rollback (`-o json`).
+fn run_summary(ctx: &Ctx, outcome: crate::engine::Outcome) -> Value {
+    let stats = ctx.stats.lock().expect("stats").clone();
+    serde_json::json!({
+        "env": ctx.env_name,
+        "outcome": outcome,
+        "exit_code": outcome.exit_code(),
+        "hook_to_action_ms": stats.hook_to_action_ms,
+        "hook_detect_ms": stats.hook_detect_ms,
+        "polls": stats.polls,
+        "smoke": stats.smoke.iter().map(|(p, r)| serde_json::json!({"where": p, "result": r})).collect::<Vec<_>>(),
+        "duration_s": ctx.report.elapsed_s(),
+    })
 }

@@ -13,13 +13,62 @@ use aws_sdk_ecs::types::{
 
 use super::gates::{self, GateFailed};
 use super::smoke::Vars;
-use super::waves::{ServicePlan, ServiceResult};
 use super::{Ctx, Outcome, Stop};
 use crate::aws::ecs::{self, DeploymentView, short_td};
 use crate::aws::error_chain as aws_err;
 use crate::aws::follow::{self, Poller};
 use crate::config::{self, Strategy};
 use crate::state::audit::ServiceStatus;
+
+/// One service's part of a release.
+#[derive(Debug, Clone)]
+pub(crate) struct ServicePlan {
+    pub svc: config::Service,
+    pub target_td: String,
+    pub previous_td: String,
+    pub git_sha: String,
+    /// Set when re-attaching to a deployment already in flight.
+    pub deployment_arn: Option<String>,
+}
+
+/// How one service's deployment ended.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceResult {
+    pub name: String,
+    pub outcome: Outcome,
+    pub reason: String,
+    pub deployment_arn: String,
+    pub status: ServiceStatus,
+}
+
+/// UpdateService to the plan's revision and deployment configuration; returns the service
+/// deployment it started.
+async fn start_deployment(ctx: &Ctx, plan: &ServicePlan) -> anyhow::Result<String> {
+    let name = &plan.svc.name;
+    let before: Vec<String> = ecs::list_deployments(&ctx.ecs, &ctx.env.cluster, name, false)
+        .await?
+        .into_iter()
+        .map(|d| d.arn)
+        .collect();
+    ctx.ecs
+        .update_service()
+        .cluster(&ctx.env.cluster)
+        .service(name)
+        .task_definition(&plan.target_td)
+        .desired_count(plan.svc.desired_count as i32)
+        .deployment_configuration(deployment_configuration(ctx, &plan.svc))
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("UpdateService {name}: {}", aws_err(&e)))?;
+    follow::wait_for_new_deployment(
+        &ctx.ecs,
+        &ctx.env.cluster,
+        name,
+        &before,
+        Duration::from_secs(30),
+    )
+    .await
+}
 
 /// The ECS deployment configuration the service's strategy and hooks call for.
 pub(crate) fn deployment_configuration(
@@ -98,57 +147,17 @@ pub(crate) async fn deploy_service(
     };
     let arn = match &plan.deployment_arn {
         Some(a) => a.clone(),
-        None => {
-            let before: Vec<String> =
-                match ecs::list_deployments(&ctx.ecs, &ctx.env.cluster, &name, false).await {
-                    Ok(v) => v.into_iter().map(|d| d.arn).collect(),
-                    Err(e) => {
-                        return fail(
-                            Outcome::Failed,
-                            format!("{e:#}"),
-                            "",
-                            ServiceStatus::NotStarted,
-                        );
-                    }
-                };
-            let update = ctx
-                .ecs
-                .update_service()
-                .cluster(&ctx.env.cluster)
-                .service(&name)
-                .task_definition(&plan.target_td)
-                .desired_count(plan.svc.desired_count as i32)
-                .deployment_configuration(deployment_configuration(ctx, &plan.svc))
-                .send()
-                .await;
-            if let Err(e) = update {
+        None => match start_deployment(ctx, plan).await {
+            Ok(a) => a,
+            Err(e) => {
                 return fail(
                     Outcome::Failed,
-                    format!("UpdateService {name}: {}", aws_err(&e)),
+                    format!("{e:#}"),
                     "",
                     ServiceStatus::NotStarted,
                 );
             }
-            match follow::wait_for_new_deployment(
-                &ctx.ecs,
-                &ctx.env.cluster,
-                &name,
-                &before,
-                Duration::from_secs(30),
-            )
-            .await
-            {
-                Ok(a) => a,
-                Err(e) => {
-                    return fail(
-                        Outcome::Failed,
-                        format!("{e:#}"),
-                        "",
-                        ServiceStatus::NotStarted,
-                    );
-                }
-            }
-        }
+        },
     };
     if plan.deployment_arn.is_none() && gated {
         ctx.note_deployment(&name, &arn).await;
@@ -273,7 +282,7 @@ pub(crate) async fn deploy_service(
                 hook.hook_id
             ));
             let verdict = if gated {
-                gates::gate_for_hook(ctx, plan, hook.stage.as_ref(), vars).await
+                gates::gate_for_hook(ctx, &plan.svc, &plan.git_sha, hook.stage.as_ref(), vars).await
             } else {
                 Ok(())
             };
@@ -311,7 +320,7 @@ pub(crate) async fn deploy_service(
             && last_bake_check.elapsed() >= Duration::from_millis(500)
         {
             last_bake_check = Instant::now();
-            if let Some(Err(GateFailed(f))) = gates::bake_check(ctx, plan, vars).await {
+            if let Some(Err(GateFailed(f))) = gates::bake_check(ctx, &plan.svc, vars).await {
                 ctx.report.line(&format!("[{name}] during bake: {f}"));
                 match ecs::stop_with_rollback(&ctx.ecs, &arn).await {
                     Ok(()) => ctx

@@ -9,8 +9,7 @@ use serde_json::Value;
 
 use super::Ctx;
 use super::smoke::{self, Vars};
-use super::waves::ServicePlan;
-use crate::config::SmokeTarget;
+use crate::config::{Service, SmokeTarget};
 
 /// A gate said no; the text says why (with the failing request, secrets redacted).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,12 +18,12 @@ pub(crate) struct GateFailed(pub String);
 /// The production smoke checks once, during bake time: `None` when there is nothing to check.
 pub(crate) async fn bake_check(
     ctx: &Ctx,
-    plan: &ServicePlan,
+    svc: &Service,
     vars: &Vars,
 ) -> Option<Result<(), GateFailed>> {
-    let name = &plan.svc.name;
+    let name = &svc.name;
     let url = ctx.env.urls.production.clone()?;
-    let checks = ctx.smoke_checks(&plan.svc, SmokeTarget::Production);
+    let checks = ctx.smoke_checks(svc, SmokeTarget::Production);
     if checks.is_empty() {
         return None;
     }
@@ -122,7 +121,8 @@ pub(crate) async fn agent_gate(
 /// Runs the gate for a hook paused at `stage`: `Ok` = CONTINUE.
 pub(crate) async fn gate_for_hook(
     ctx: &Ctx,
-    plan: &ServicePlan,
+    svc: &Service,
+    git_sha: &str,
     stage: Option<&Stage>,
     vars: &Vars,
 ) -> Result<(), GateFailed> {
@@ -134,21 +134,21 @@ pub(crate) async fn gate_for_hook(
             (SmokeTarget::Production, ctx.env.urls.production.clone())
         }
         Some(Stage::PostScaleUp) => {
-            if let Some(kind) = &plan.svc.agent_kind {
-                return agent_gate(ctx, kind, &plan.git_sha, Duration::from_secs(60)).await;
+            if let Some(kind) = &svc.agent_kind {
+                return agent_gate(ctx, kind, git_sha, Duration::from_secs(60)).await;
             }
             return Ok(());
         }
         _ => return Ok(()),
     };
-    let checks = ctx.smoke_checks(&plan.svc, place);
+    let checks = ctx.smoke_checks(svc, place);
     if checks.is_empty() {
         return Ok(());
     }
     let Some(url) = url else {
         return Err(GateFailed(format!(
             "smoke checks for {} at {} need urls.{} in environment {}",
-            plan.svc.name,
+            svc.name,
             stage.map(|s| s.as_str()).unwrap_or("-"),
             if place == SmokeTarget::Test {
                 "test"
@@ -160,7 +160,7 @@ pub(crate) async fn gate_for_hook(
     };
     let label = format!(
         "{} @ {}",
-        plan.svc.name,
+        svc.name,
         stage.map(|s| s.as_str()).unwrap_or("-")
     );
     let rep = smoke::run_all(&ctx.http, &url, &checks, vars)
@@ -168,8 +168,7 @@ pub(crate) async fn gate_for_hook(
         .map_err(|e| GateFailed(format!("{e:#}")))?;
     ctx.record_smoke(&label, &rep);
     for r in &rep.results {
-        ctx.report
-            .line(&format!("[{}] {}", plan.svc.name, r.explain()));
+        ctx.report.line(&format!("[{}] {}", svc.name, r.explain()));
     }
     match rep.first_failure() {
         None => Ok(()),

@@ -423,17 +423,8 @@ async fn check_load_balancer(
         .send()
         .await
     {
-        Ok(out) if out.target_groups().len() == tgs.len() => {
-            r.pass(name, format!("{} exist", tgs.len()))
-        }
-        Ok(out) => r.fail(
-            name,
-            format!("only {} of {} exist", out.target_groups().len(), tgs.len()),
-        ),
-        Err(e) => {
-            let why = classify("ELBv2 DescribeTargetGroups", e)?;
-            r.fail(name, why);
-        }
+        Ok(out) => all_exist(r, name, tgs.len(), out.target_groups().len()),
+        Err(e) => r.fail(name, classify("ELBv2 DescribeTargetGroups", e)?),
     }
     let rules: Vec<String> = [
         lb.production_listener_rule.as_ref(),
@@ -451,20 +442,20 @@ async fn check_load_balancer(
             .send()
             .await
         {
-            Ok(out) if out.rules().len() == rules.len() => {
-                r.pass(name, format!("{} exist", rules.len()))
-            }
-            Ok(out) => r.fail(
-                name,
-                format!("only {} of {} exist", out.rules().len(), rules.len()),
-            ),
-            Err(e) => {
-                let why = classify("ELBv2 DescribeRules", e)?;
-                r.fail(name, why);
-            }
+            Ok(out) => all_exist(r, name, rules.len(), out.rules().len()),
+            Err(e) => r.fail(name, classify("ELBv2 DescribeRules", e)?),
         }
     }
     Ok(())
+}
+
+/// Every one of `want` resources the config names was found.
+fn all_exist(r: &mut Report, name: String, want: usize, found: usize) {
+    if found == want {
+        r.pass(name, format!("{want} exist"));
+    } else {
+        r.fail(name, format!("only {found} of {want} exist"));
+    }
 }
 
 fn is_dispatch(f: &Failure) -> bool {

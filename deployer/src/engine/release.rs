@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::deploy::ServicePlan;
 use super::register::{self, register, service_target};
 use super::run::run_locked;
-use super::waves::{ServicePlan, deploy_all, smoke_vars};
+use super::waves::{deploy_all, smoke_vars};
 use super::{Ctx, Outcome, Step, Stop, migration, preflight};
 use crate::aws::ecr::{ReleaseImage, resolve_release_image};
 use crate::aws::ecs::short_td;

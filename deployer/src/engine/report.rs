@@ -183,18 +183,3 @@ pub async fn notify(webhook: &str, rec: &ReleaseRecord, outcome: Outcome) -> Res
         Err(_) => Err("the webhook request failed".into()),
     }
 }
-
-/// The machine-readable result of a release or rollback (`-o json`).
-pub fn run_summary(ctx: &super::Ctx, outcome: Outcome) -> serde_json::Value {
-    let stats = ctx.stats.lock().expect("stats").clone();
-    serde_json::json!({
-        "env": ctx.env_name,
-        "outcome": outcome,
-        "exit_code": outcome.exit_code(),
-        "hook_to_action_ms": stats.hook_to_action_ms,
-        "hook_detect_ms": stats.hook_detect_ms,
-        "polls": stats.polls,
-        "smoke": stats.smoke.iter().map(|(p, r)| serde_json::json!({"where": p, "result": r})).collect::<Vec<_>>(),
-        "duration_s": ctx.report.elapsed_s(),
-    })
-}

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use aws_sdk_ecs::types::ServiceDeploymentStatus;
 
+use super::deploy::ServicePlan;
 use super::run::run_locked;
-use super::waves::{ServicePlan, deploy_all, revert, smoke_vars};
+use super::waves::{deploy_all, revert, smoke_vars};
 use super::{Ctx, Outcome, Step, Stop};
 use crate::aws::ecs;
 use crate::state::audit::{self, RecordOutcome, ReleaseRecord, ServiceStatus};

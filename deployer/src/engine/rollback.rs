@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{ServiceDeploymentStatus, TaskDefinitionStatus};
 
+use super::deploy::ServicePlan;
 use super::register::{self, register, service_target};
 use super::run::{ended_message, finish, run_locked};
-use super::waves::{ServicePlan, deploy_all, smoke_vars};
+use super::waves::{deploy_all, smoke_vars};
 use super::{Ctx, Outcome, Step, Stop};
 use crate::aws::ecs::{self, short_td};
 use crate::aws::follow::Poller;

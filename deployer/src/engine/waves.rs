@@ -2,33 +2,11 @@
 //! `release.max_parallel` at a time) and putting back the ones that had moved when a later one
 //! fails.
 
-use super::deploy::deploy_service;
+use super::deploy::{ServicePlan, deploy_service};
 use super::smoke::Vars;
 use super::{Ctx, Outcome, Step, Stop};
 use crate::aws::ecs::short_td;
-use crate::config;
 use crate::state::audit::{ReleaseRecord, ServiceStatus};
-
-/// One service's part of a release.
-#[derive(Debug, Clone)]
-pub(crate) struct ServicePlan {
-    pub svc: config::Service,
-    pub target_td: String,
-    pub previous_td: String,
-    pub git_sha: String,
-    /// Set when re-attaching to a deployment already in flight.
-    pub deployment_arn: Option<String>,
-}
-
-/// How one service's deployment ended.
-#[derive(Debug, Clone)]
-pub(crate) struct ServiceResult {
-    pub name: String,
-    pub outcome: Outcome,
-    pub reason: String,
-    pub deployment_arn: String,
-    pub status: ServiceStatus,
-}
 
 /// The values smoke-check assertions are templated with.
 pub(crate) fn smoke_vars(ctx: &Ctx, rec: &ReleaseRecord) -> Vars {

@@ -267,8 +267,7 @@ impl AuditTable {
                 Ok(p) => p,
                 Err(e)
                     if e.as_service_error()
-                        .map(|e| e.is_resource_not_found_exception())
-                        .unwrap_or(false) =>
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
                 {
                     return Ok(out);
                 }

@@ -147,8 +147,7 @@ impl DeployLock {
             Ok(_) => Ok(info),
             Err(e)
                 if e.as_service_error()
-                    .map(|e| e.is_conditional_check_failed_exception())
-                    .unwrap_or(false) =>
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
                 let holder = self.status().await?.unwrap_or(LockInfo {
                     env: self.env.clone(),
@@ -207,8 +206,7 @@ impl DeployLock {
             Ok(_) => Ok(expires),
             Err(e)
                 if e.as_service_error()
-                    .map(|e| e.is_conditional_check_failed_exception())
-                    .unwrap_or(false) =>
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
                 let holder = self.status().await?.unwrap_or(held.clone());
                 Err(LockError::Lost {
@@ -237,8 +235,7 @@ impl DeployLock {
             Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
-                    .map(|e| e.is_conditional_check_failed_exception())
-                    .unwrap_or(false) =>
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
                 Ok(false)
             }
@@ -273,8 +270,7 @@ impl DeployLock {
             Ok(o) => o,
             Err(e)
                 if e.as_service_error()
-                    .map(|e| e.is_resource_not_found_exception())
-                    .unwrap_or(false) =>
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
             {
                 return Ok(None);
             }

@@ -52,68 +52,23 @@ impl Outcome {
         Outcome::Failed,
     ];
 
+    #[rustfmt::skip]
     const fn info(self) -> Info {
-        const fn i(code: Code, name: &'static str, describe: &'static str, rank: u8) -> Info {
-            Info {
-                code,
-                name,
-                describe,
-                rank,
-            }
-        }
-        match self {
-            Outcome::Succeeded => i(Code::Ok, "succeeded", "succeeded", 0),
-            Outcome::RolledBackSmoke => i(
-                Code::RolledBackSmoke,
-                "rolled_back_smoke",
-                "rolled back after a failed smoke check / gate",
-                3,
-            ),
-            Outcome::RolledBackEcs => i(
-                Code::RolledBackEcs,
-                "rolled_back_ecs",
-                "rolled back by ECS",
-                4,
-            ),
-            Outcome::TimedOut => i(Code::TimedOut, "timed_out", "timed out (rolled back)", 5),
-            Outcome::LockHeld => i(
-                Code::LockHeld,
-                "lock_held",
-                "not started: the deploy lock is held",
-                1,
-            ),
-            Outcome::PreflightFailed => i(
-                Code::Preflight,
-                "preflight_failed",
-                "not started: preflight failed",
-                1,
-            ),
-            Outcome::ImageFailed => i(
-                Code::Image,
-                "image_failed",
-                "not started: building/pushing the image failed",
-                1,
-            ),
-            Outcome::ConfigError => i(
-                Code::Config,
-                "config_error",
-                "not started: configuration error",
-                1,
-            ),
-            Outcome::MigrationFailed => i(
-                Code::MigrationFailed,
-                "migration_failed",
-                "stopped: the migration failed (no service changed)",
-                1,
-            ),
-            Outcome::Interrupted => i(
-                Code::Interrupted,
-                "interrupted",
-                "interrupted (in-flight deployments rolled back)",
-                6,
-            ),
-            Outcome::Failed => i(Code::Aws, "failed", "failed", 2),
-        }
+        use Outcome::*;
+        let (code, name, describe, rank) = match self {
+            Succeeded => (Code::Ok, "succeeded", "succeeded", 0),
+            RolledBackSmoke => (Code::RolledBackSmoke, "rolled_back_smoke", "rolled back after a failed smoke check / gate", 3),
+            RolledBackEcs => (Code::RolledBackEcs, "rolled_back_ecs", "rolled back by ECS", 4),
+            TimedOut => (Code::TimedOut, "timed_out", "timed out (rolled back)", 5),
+            LockHeld => (Code::LockHeld, "lock_held", "not started: the deploy lock is held", 1),
+            PreflightFailed => (Code::Preflight, "preflight_failed", "not started: preflight failed", 1),
+            ImageFailed => (Code::Image, "image_failed", "not started: building/pushing the image failed", 1),
+            ConfigError => (Code::Config, "config_error", "not started: configuration error", 1),
+            MigrationFailed => (Code::MigrationFailed, "migration_failed", "stopped: the migration failed (no service changed)", 1),
+            Interrupted => (Code::Interrupted, "interrupted", "interrupted (in-flight deployments rolled back)", 6),
+            Failed => (Code::Aws, "failed", "failed", 2),
+        };
+        Info { code, name, describe, rank }
     }
 
     /// The process exit code.

@@ -106,13 +106,13 @@ impl Renderer {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
         hb.register_escape_fn(escape_json_string);
-        hb.register_helper("env", Box::new(EnvHelper { required: false }));
-        hb.register_helper("must_env", Box::new(EnvHelper { required: true }));
-        hb.register_helper("tf_output", Box::new(TfOutputHelper));
-        hb.register_helper("image", Box::new(ImageHelper));
-        hb.register_helper("secret_arn", Box::new(SecretArnHelper));
+        hb.register_helper("env", Box::new(ValueHelper(|h, d| env(h, d, false))));
+        hb.register_helper("must_env", Box::new(ValueHelper(|h, d| env(h, d, true))));
+        hb.register_helper("tf_output", Box::new(ValueHelper(tf_output)));
+        hb.register_helper("image", Box::new(ValueHelper(image)));
+        hb.register_helper("secret_arn", Box::new(ValueHelper(secret_arn)));
         hb.register_helper("json", Box::new(JsonHelper));
-        hb.register_helper("concat", Box::new(ConcatHelper));
+        hb.register_helper("concat", Box::new(ValueHelper(concat)));
 
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -263,6 +263,25 @@ fn fail(msg: String) -> handlebars::RenderError {
     RenderErrorReason::Other(msg).into()
 }
 
+/// A helper that computes a JSON value from its parameters and the template's data, so it also
+/// works as a subexpression (`{{json (concat "a" b)}}`): one `HelperDef` for all of them.
+struct ValueHelper<F>(F);
+
+impl<F> HelperDef for ValueHelper<F>
+where
+    F: Fn(&Helper<'_>, &Value) -> Result<Value, handlebars::RenderError> + Send + Sync,
+{
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, handlebars::RenderError> {
+        (self.0)(h, ctx.data()).map(ScopedJson::Derived)
+    }
+}
+
 fn str_param<'a>(
     h: &'a Helper<'_>,
     idx: usize,
@@ -278,161 +297,103 @@ fn str_param<'a>(
         })
 }
 
-struct EnvHelper {
-    required: bool,
+fn env(h: &Helper<'_>, data: &Value, required: bool) -> Result<Value, handlebars::RenderError> {
+    let helper = if required { "must_env" } else { "env" };
+    let name = str_param(h, 0, helper, "the variable name")?;
+    // Variables the config declares as holding secrets never go into a task definition
+    // (it is printed by `render` and stored in plain text by ECS).
+    let secret = data
+        .get("secret_env")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(name)));
+    if secret {
+        return Err(fail(format!(
+            "environment variable `{name}` holds a secret; a task definition must not contain it (reference the secret with secret_arn)"
+        )));
+    }
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(Value::String(v)),
+        _ if required => Err(fail(format!(
+            "environment variable `{name}` is required by this template but is not set; export it before running the deployer"
+        ))),
+        _ => Ok(h
+            .param(1)
+            .map(|p| p.value().clone())
+            .unwrap_or(Value::String(String::new()))),
+    }
 }
 
-impl HelperDef for EnvHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        ctx: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, handlebars::RenderError> {
-        let helper = if self.required { "must_env" } else { "env" };
-        let name = str_param(h, 0, helper, "the variable name")?;
-        // Variables the config declares as holding secrets never go into a task definition
-        // (it is printed by `render` and stored in plain text by ECS).
-        let secret = ctx
-            .data()
-            .get("secret_env")
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(name)));
-        if secret {
-            return Err(fail(format!(
-                "environment variable `{name}` holds a secret; a task definition must not contain it (reference the secret with secret_arn)"
-            )));
-        }
-        match std::env::var(name) {
-            Ok(v) if !v.is_empty() => Ok(ScopedJson::Derived(Value::String(v))),
-            _ if self.required => Err(fail(format!(
-                "environment variable `{name}` is required by this template but is not set; export it before running the deployer"
-            ))),
-            _ => {
-                let default = h
-                    .param(1)
-                    .map(|p| p.value().clone())
-                    .unwrap_or(Value::String(String::new()));
-                Ok(ScopedJson::Derived(default))
-            }
+fn tf_output(h: &Helper<'_>, data: &Value) -> Result<Value, handlebars::RenderError> {
+    let name = str_param(h, 0, "tf_output", "the output name")?;
+    let file = data
+        .get("tf_output_file")
+        .and_then(Value::as_str)
+        .unwrap_or("the terraform outputs");
+    let Some(outputs) = data.get("tf_outputs").and_then(Value::as_object) else {
+        return Err(fail(format!(
+            "`tf_output \"{name}\"`: no terraform outputs are loaded; set `tf_output = \"<file from terraform output -json>\"` for this environment in deployer.toml"
+        )));
+    };
+    let Some(out) = outputs.get(name) else {
+        let mut names: Vec<&str> = outputs.keys().map(String::as_str).collect();
+        names.sort();
+        return Err(fail(format!(
+            "terraform output `{name}` is not in {file}; it has: {}",
+            names.join(", ")
+        )));
+    };
+    if out.get("sensitive").and_then(Value::as_bool) == Some(true) {
+        return Err(fail(format!(
+            "terraform output `{name}` is sensitive; a task definition must not contain it (store it in a secret and use secret_arn)"
+        )));
+    }
+    // `terraform output -json` wraps each output as {value, type, sensitive}; a plain map works too.
+    Ok(out.get("value").cloned().unwrap_or_else(|| out.clone()))
+}
+
+fn image(_: &Helper<'_>, data: &Value) -> Result<Value, handlebars::RenderError> {
+    match data.get("image").and_then(Value::as_str) {
+        Some(i) if !i.is_empty() => Ok(Value::String(i.to_string())),
+        _ => Err(fail(
+            "no image for this release: pass --image <uri> or --git-sha of a pushed image (deployer push)".into(),
+        )),
+    }
+}
+
+fn secret_arn(h: &Helper<'_>, data: &Value) -> Result<Value, handlebars::RenderError> {
+    let name = str_param(h, 0, "secret_arn", "the secret name")?;
+    let secrets = data.get("secrets").and_then(Value::as_object);
+    match secrets.and_then(|s| s.get(name)).and_then(Value::as_str) {
+        Some(arn) if !arn.is_empty() => Ok(Value::String(arn.to_string())),
+        _ => {
+            let mut known: Vec<&str> = secrets
+                .map(|s| s.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            known.sort();
+            Err(fail(format!(
+                "secret `{name}` has no ARN; add it under [environments.<env>.secrets] in deployer.toml (known: {})",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            )))
         }
     }
 }
 
-struct TfOutputHelper;
-
-impl HelperDef for TfOutputHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        ctx: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, handlebars::RenderError> {
-        let name = str_param(h, 0, "tf_output", "the output name")?;
-        let root = ctx.data();
-        let file = root
-            .get("tf_output_file")
-            .and_then(Value::as_str)
-            .unwrap_or("the terraform outputs");
-        let Some(outputs) = root.get("tf_outputs").and_then(Value::as_object) else {
-            return Err(fail(format!(
-                "`tf_output \"{name}\"`: no terraform outputs are loaded; set `tf_output = \"<file from terraform output -json>\"` for this environment in deployer.toml"
-            )));
-        };
-        let Some(out) = outputs.get(name) else {
-            let mut names: Vec<&str> = outputs.keys().map(String::as_str).collect();
-            names.sort();
-            return Err(fail(format!(
-                "terraform output `{name}` is not in {file}; it has: {}",
-                names.join(", ")
-            )));
-        };
-        if out.get("sensitive").and_then(Value::as_bool) == Some(true) {
-            return Err(fail(format!(
-                "terraform output `{name}` is sensitive; a task definition must not contain it (store it in a secret and use secret_arn)"
-            )));
+fn concat(h: &Helper<'_>, _: &Value) -> Result<Value, handlebars::RenderError> {
+    let mut out = String::new();
+    for p in h.params() {
+        if p.is_value_missing() {
+            return Err(handlebars::RenderError::strict_error(p.relative_path()));
         }
-        // `terraform output -json` wraps each output as {value, type, sensitive}; a plain map works too.
-        let value = out.get("value").cloned().unwrap_or_else(|| out.clone());
-        Ok(ScopedJson::Derived(value))
-    }
-}
-
-struct ImageHelper;
-
-impl HelperDef for ImageHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        _: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        ctx: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, handlebars::RenderError> {
-        match ctx.data().get("image").and_then(Value::as_str) {
-            Some(i) if !i.is_empty() => Ok(ScopedJson::Derived(Value::String(i.to_string()))),
-            _ => Err(fail(
-                "no image for this release: pass --image <uri> or --git-sha of a pushed image (deployer push)".into(),
-            )),
+        match p.value() {
+            Value::String(s) => out.push_str(s),
+            other => out.push_str(&other.to_string()),
         }
     }
-}
-
-struct SecretArnHelper;
-
-impl HelperDef for SecretArnHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        ctx: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, handlebars::RenderError> {
-        let name = str_param(h, 0, "secret_arn", "the secret name")?;
-        let secrets = ctx.data().get("secrets").and_then(Value::as_object);
-        match secrets.and_then(|s| s.get(name)).and_then(Value::as_str) {
-            Some(arn) if !arn.is_empty() => Ok(ScopedJson::Derived(Value::String(arn.to_string()))),
-            _ => {
-                let mut known: Vec<&str> = secrets
-                    .map(|s| s.keys().map(String::as_str).collect())
-                    .unwrap_or_default();
-                known.sort();
-                Err(fail(format!(
-                    "secret `{name}` has no ARN; add it under [environments.<env>.secrets] in deployer.toml (known: {})",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                )))
-            }
-        }
-    }
-}
-
-struct ConcatHelper;
-
-impl HelperDef for ConcatHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, handlebars::RenderError> {
-        let mut out = String::new();
-        for p in h.params() {
-            if p.is_value_missing() {
-                return Err(handlebars::RenderError::strict_error(p.relative_path()));
-            }
-            match p.value() {
-                Value::String(s) => out.push_str(s),
-                other => out.push_str(&other.to_string()),
-            }
-        }
-        Ok(ScopedJson::Derived(Value::String(out)))
-    }
+    Ok(Value::String(out))
 }
 
 struct JsonHelper;
@@ -453,7 +414,7 @@ impl HelperDef for JsonHelper {
             return Err(handlebars::RenderError::strict_error(v.relative_path()));
         }
         out.write(&serde_json::to_string(v.value()).map_err(|e| fail(e.to_string()))?)?;
-        Ok(())
+        Ok()
     }
 }
 
