@@ -106,8 +106,8 @@ impl Renderer {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
         hb.register_escape_fn(escape_json_string);
-        hb.register_helper("env", Box::new(ValueHelper(|h, d| env(h, d, false))));
-        hb.register_helper("must_env", Box::new(ValueHelper(|h, d| env(h, d, true))));
+        hb.register_helper("env", Box::new(ValueHelper(env)));
+        hb.register_helper("must_env", Box::new(ValueHelper(must_env)));
         hb.register_helper("tf_output", Box::new(ValueHelper(tf_output)));
         hb.register_helper("image", Box::new(ValueHelper(image)));
         hb.register_helper("secret_arn", Box::new(ValueHelper(secret_arn)));
@@ -297,7 +297,15 @@ fn str_param<'a>(
         })
 }
 
-fn env(h: &Helper<'_>, data: &Value, required: bool) -> Result<Value, handlebars::RenderError> {
+fn env(h: &Helper<'_>, data: &Value) -> Result<Value, handlebars::RenderError> {
+    env_var(h, data, false)
+}
+
+fn must_env(h: &Helper<'_>, data: &Value) -> Result<Value, handlebars::RenderError> {
+    env_var(h, data, true)
+}
+
+fn env_var(h: &Helper<'_>, data: &Value, required: bool) -> Result<Value, handlebars::RenderError> {
     let helper = if required { "must_env" } else { "env" };
     let name = str_param(h, 0, helper, "the variable name")?;
     // Variables the config declares as holding secrets never go into a task definition
@@ -414,7 +422,7 @@ impl HelperDef for JsonHelper {
             return Err(handlebars::RenderError::strict_error(v.relative_path()));
         }
         out.write(&serde_json::to_string(v.value()).map_err(|e| fail(e.to_string()))?)?;
-        Ok()
+        Ok(())
     }
 }
 
