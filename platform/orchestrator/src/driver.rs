@@ -22,7 +22,7 @@ pub fn spawn(
     published: tokio::sync::mpsc::UnboundedReceiver<i64>,
 ) -> Vec<JoinHandle<()>> {
     vec![
-        tokio::spawn(delete_published(state.clone(), published)),
+        tokio::spawn(delete_published(state.clone(), published, shutdown.clone())),
         tokio::spawn(relay(state.clone(), shutdown.clone())),
         tokio::spawn(results(state.clone(), shutdown.clone())),
         tokio::spawn(sweeper(state, shutdown)),
@@ -202,14 +202,34 @@ async fn handle_result(state: &AppState, d: Delivery) -> Option<String> {
 }
 
 /// Deletes the outbox rows the fast path published, in batches. Ends when the state is dropped.
-async fn delete_published(state: Arc<AppState>, mut rx: tokio::sync::mpsc::UnboundedReceiver<i64>) {
+async fn delete_published(
+    state: Arc<AppState>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<i64>,
+    shutdown: CancellationToken,
+) {
+    // The sender lives in the shared state, so the channel never closes by itself: stop on the
+    // shutdown signal (after deleting what is already queued), or the orchestrator never exits.
     let mut ids = Vec::new();
-    while rx.recv_many(&mut ids, 500).await > 0 {
-        if let Err(e) = state.store.delete_outbox(&ids).await {
+    loop {
+        let stopping = tokio::select! {
+            n = rx.recv_many(&mut ids, 500) => n == 0,
+            _ = shutdown.cancelled() => {
+                while let Ok(id) = rx.try_recv() {
+                    ids.push(id);
+                }
+                true
+            }
+        };
+        if !ids.is_empty()
+            && let Err(e) = state.store.delete_outbox(&ids).await
+        {
             // Left in the outbox, they are published again by the relay: harmless duplicates.
             tracing::warn!(error = %e, count = ids.len(), "deleting published outbox rows failed");
         }
         ids.clear();
+        if stopping {
+            return;
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod api;
 pub mod driver;
 pub mod metrics;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +28,10 @@ pub fn port_from_env() -> Result<u16, ConfigError> {
     env_parse("PORT", DEFAULT_PORT)
 }
 
+/// Under compose's 10 s between SIGTERM and SIGKILL (ECS's default stop timeout is 30 s), with
+/// room left for the background loops and the pools to close.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 8_000;
+
 /// Orchestrator settings, from the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -44,6 +49,8 @@ pub struct Config {
     pub fault_unhealthy: bool,
     /// Scaffold templates, to refuse unknown template names at the API.
     pub templates_dir: PathBuf,
+    /// How long a stop waits for requests in flight before it closes them.
+    pub shutdown_timeout: Duration,
 }
 
 impl Config {
@@ -84,6 +91,10 @@ impl Config {
             max_attempts: env_parse("PLATFORM_MAX_ATTEMPTS", 3i32)?.max(1),
             fault_unhealthy: std::env::var("PLATFORM_FAULT").is_ok_and(|f| f == "unhealthy"),
             templates_dir: templates_dir(),
+            shutdown_timeout: Duration::from_millis(env_parse(
+                "PLATFORM_SHUTDOWN_TIMEOUT_MS",
+                DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            )?),
         })
     }
 }
@@ -181,14 +192,30 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     );
     let loops = driver::spawn(state.clone(), shutdown.clone(), published_rx);
     let app = api::router(state.clone());
-    let s = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { s.cancelled().await })
-        .await
-        .context("serving HTTP")?;
+    let grace = state.cfg.shutdown_timeout;
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    // Graceful shutdown waits for every open request; a stop must not wait on a client (a
+    // stalled upload, a long poll), so after the shutdown timeout the rest are closed.
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server => served.context("serving HTTP")?,
+        _ = deadline => tracing::warn!(
+            timeout_ms = grace.as_millis() as u64,
+            "requests still open at the shutdown timeout; closing them"
+        ),
+    }
     shutdown.cancel();
-    for l in loops {
-        let _ = l.await;
+    // The loops stop at their next await point; a loop stuck in a call is not waited for.
+    if tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(loops))
+        .await
+        .is_err()
+    {
+        tracing::warn!("background loops did not stop within 2 s; exiting anyway");
     }
     tracing::info!("orchestrator stopped");
     Ok(())

@@ -394,6 +394,79 @@ async fn sigkill_of_an_agent_holding_a_task_is_recovered_by_another_agent() -> a
     Ok(())
 }
 
+/// SIGTERM stops the orchestrator within its shutdown timeout whatever its clients do: no
+/// client, an idle keep-alive connection, a request still in flight (a body that never
+/// arrives). ECS and compose SIGKILL a task that outlives its stop timeout.
+#[tokio::test]
+async fn orchestrator_stops_on_sigterm_within_its_shutdown_timeout() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    const TIMEOUT_MS: u64 = 2000;
+    let timeout = Duration::from_millis(TIMEOUT_MS);
+    let mut p = Platform::new(&[("PLATFORM_SHUTDOWN_TIMEOUT_MS", "2000")]).await?;
+    let stop = |p: &mut Platform, case: &str| -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let status = p
+            .orchestrator
+            .as_mut()
+            .context("orchestrator running")?
+            .terminate(timeout + Duration::from_secs(5))
+            .with_context(|| {
+                format!(
+                    "{case}: the orchestrator was still running {:?} after SIGTERM",
+                    timeout + Duration::from_secs(5)
+                )
+            })?;
+        assert!(status.success(), "{case}: exit status {status}");
+        Ok(started.elapsed())
+    };
+
+    p.start_orchestrator().await?;
+    let took = stop(&mut p, "no client")?;
+    assert!(took < timeout, "no client: stopped in {took:?}");
+
+    p.start_orchestrator().await?;
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", p.port))?;
+    idle.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: orchestrator\r\n\r\n")?;
+    idle.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = [0u8; 512];
+    let n = idle.read(&mut buf)?;
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let took = stop(&mut p, "idle keep-alive client")?;
+    assert!(
+        took < timeout,
+        "an idle keep-alive connection held the stop: {took:?}"
+    );
+
+    p.start_orchestrator().await?;
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", p.port))?;
+    stalled.write_all(
+        format!(
+            "POST /api/v1/workflows HTTP/1.1\r\nHost: orchestrator\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"type\""
+        )
+        .as_bytes(),
+    )?;
+    // A full request answered on another connection after the stalled one was sent: the server
+    // has read the stalled request's head by then (its handler waits for the body).
+    test_support::wait_http_ok(&p.url("/api/v1/health"), Duration::from_secs(5)).await?;
+    let took = stop(&mut p, "request in flight")?;
+    // Waited for the request (graceful), then closed it at the timeout (bounded).
+    assert!(
+        took >= timeout / 2 && took < timeout + Duration::from_secs(3),
+        "with a request in flight the stop took {took:?} (shutdown timeout {timeout:?})"
+    );
+    stalled.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let end = stalled.read(&mut buf);
+    assert!(
+        matches!(end, Ok(0)) || end.is_err() || buf.starts_with(b"HTTP/1.1"),
+        "the stalled connection ended: {end:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn sigterm_hands_back_a_task_that_outlives_the_stop_timeout() -> anyhow::Result<()> {
     let mut p = Platform::new(&[]).await?;
