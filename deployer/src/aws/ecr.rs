@@ -72,10 +72,7 @@ pub enum ReleaseImage {
         digest: String,
     },
     /// In the environment's repository, but not pushed (yet): a release may build it.
-    Missing {
-        image: String,
-        repository_uri: String,
-    },
+    Missing { image: String },
     /// An --image outside the environment's repository: ours to trust, not to check.
     External { image: String },
 }
@@ -123,7 +120,6 @@ pub async fn resolve_release_image(
     };
     let missing = || ReleaseImage::Missing {
         image: image.clone(),
-        repository_uri: uri.clone(),
     };
     match ecr
         .describe_images()
