@@ -301,22 +301,15 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
                 ));
             }
             for (j, h) in s.hooks.iter().enumerate() {
-                const STAGES: &[&str] = &[
-                    "RECONCILE_SERVICE",
-                    "PRE_SCALE_UP",
-                    "POST_SCALE_UP",
-                    "TEST_TRAFFIC_SHIFT",
-                    "POST_TEST_TRAFFIC_SHIFT",
-                    "PRODUCTION_TRAFFIC_SHIFT",
-                    "POST_PRODUCTION_TRAFFIC_SHIFT",
-                ];
-                if !STAGES.contains(&h.stage.as_str()) {
+                // The stages the ECS API model defines (the SDK's enum), not a copy of them.
+                let stages = aws_sdk_ecs::types::DeploymentLifecycleHookStage::values();
+                if !stages.contains(&h.stage.as_str()) {
                     return Err(invalid(
                         format!(
                             "{at}.hooks[{j}].stage: `{}` is not a lifecycle stage",
                             h.stage
                         ),
-                        &format!("use one of {}", STAGES.join(", ")),
+                        &format!("use one of {}", stages.join(", ")),
                     ));
                 }
             }

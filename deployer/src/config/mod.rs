@@ -193,6 +193,22 @@ desired_count = 2
     }
 
     #[test]
+    fn hook_stages_are_the_ones_the_ecs_model_defines() {
+        let with_hook = |stage: &str| {
+            MIN.replace("strategy = \"rolling\"", "strategy = \"blue_green\"")
+                + &format!("hooks = [{{ stage = \"{stage}\" }}]\n")
+        };
+        // PRE_PRODUCTION_TRAFFIC_SHIFT (LINEAR/CANARY steps) is in the model; a typo is not.
+        parse(&with_hook("PRE_PRODUCTION_TRAFFIC_SHIFT"), &[]).unwrap();
+        let e = parse(&with_hook("POST_TEST_TRAFIC_SHIFT"), &[]).unwrap_err();
+        assert!(e.to_string().contains("is not a lifecycle stage"), "{e}");
+        assert!(
+            e.hint().unwrap().contains("POST_TEST_TRAFFIC_SHIFT"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn wrong_type_has_line_and_hint() {
         let text = MIN.replace("desired_count = 2", "desired_count = \"two\"");
         let e = parse(&text, &[]).unwrap_err();
