@@ -116,3 +116,35 @@ run "desired_count_is_ignored_after_creation" {
     error_message = "desired_count must be in ignore_changes (autoscaling owns it)"
   }
 }
+
+run "headless_service_is_rolling_without_hooks" {
+  command = apply
+  # Its own state: the same module instance, not an update of the load-balanced one.
+  state_key = "headless"
+
+  variables {
+    name           = "agent-scaffold"
+    container_name = "agent-scaffold"
+    container_port = null
+    strategy       = "ROLLING"
+    pause_stages   = []
+    load_balancer  = null
+    scaling = {
+      backlog_per_task_target = 20
+      backlog_metric          = { namespace = "Agentic/Platform", name = "StreamBacklog", dimensions = { AgentKind = "scaffold" } }
+    }
+  }
+
+  assert {
+    condition     = output.deployment_configuration.strategy == "ROLLING" && length(output.deployment_configuration.lifecycle_hooks) == 0 && output.deployment_configuration.bake_time_in_minutes == null
+    error_message = "a headless agent is ROLLING, with no hook and no bake time"
+  }
+  assert {
+    condition     = length(aws_ecs_service.this.load_balancer) == 0
+    error_message = "a headless agent has no load balancer"
+  }
+  assert {
+    condition     = aws_ecs_service.this.deployment_circuit_breaker[0].rollback
+    error_message = "the circuit breaker rolls agents back too"
+  }
+}
