@@ -35,6 +35,12 @@ pub enum Code {
     MigrationFailed = 14,
     /// release: Ctrl-C / SIGTERM; in-flight deployments were rolled back.
     Interrupted = 15,
+    /// release: another deployment (not this release's) took over a service; nothing was
+    /// rolled back by the deployer.
+    Superseded = 16,
+    /// release/rollback: a rollback (ECS's or the deployer's revert) failed; production may run
+    /// a mix of revisions.
+    RollbackFailed = 17,
 }
 
 impl Code {

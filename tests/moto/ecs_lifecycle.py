@@ -505,6 +505,7 @@ def _new_revision(backend, service, task_definition_arn: str, now: float) -> dic
         f"{service.cluster_name}/{service.name}/{len(revs) + 1}",
         "taskDefinition": task_definition_arn,
         "active": True,
+        "created": now,
     }
     revs.append(rev)
     return rev
@@ -763,6 +764,37 @@ def continue_service_deployment(self):
     return ActionResult({"serviceDeploymentArn": dep.arn})
 
 
+def describe_service_revisions(self):
+    """DescribeServiceRevisions (model: DescribeServiceRevisionsRequest/Response, ServiceRevision):
+    what an UpdateService caller reads to tell which task definition a deployment targets."""
+    backend = self.ecs_backend
+    arns = self._get_param("serviceRevisionArns") or []
+    if not arns or len(arns) > 20:
+        raise InvalidParameter("serviceRevisionArns must name between 1 and 20 service revisions.")
+    by_arn = {}
+    for revs in _revisions.get(_key(backend), {}).values():
+        for rev in revs:
+            by_arn[rev["arn"]] = rev
+    found, failures = [], []
+    for arn in arns:
+        rev = by_arn.get(arn)
+        if rev is None:
+            failures.append({"arn": arn, "reason": "MISSING"})
+            continue
+        service_arn = arn.replace(":service-revision/", ":service/").rsplit("/", 1)[0]
+        cluster_arn = service_arn.replace(":service/", ":cluster/").rsplit("/", 1)[0]
+        found.append(
+            {
+                "serviceRevisionArn": arn,
+                "serviceArn": service_arn,
+                "clusterArn": cluster_arn,
+                "taskDefinition": rev["taskDefinition"],
+                "createdAt": _dt(rev.get("created")),
+            }
+        )
+    return ActionResult({"serviceRevisions": [{k: v for k, v in r.items() if v is not None} for r in found], "failures": failures})
+
+
 # ---------------------------------------------------------------------- control endpoint
 def _control(environ, start_response):
     method = environ["REQUEST_METHOD"]
@@ -846,6 +878,7 @@ def install() -> None:
     EC2ContainerServiceResponse.describe_service_deployments = describe_service_deployments
     EC2ContainerServiceResponse.stop_service_deployment = stop_service_deployment
     EC2ContainerServiceResponse.continue_service_deployment = continue_service_deployment
+    EC2ContainerServiceResponse.describe_service_revisions = describe_service_revisions
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 

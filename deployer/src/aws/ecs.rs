@@ -3,6 +3,7 @@
 //! looks like (typed with the SDK's enums), and acting on its PAUSE hooks.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_ecs::Client as Ecs;
@@ -10,7 +11,7 @@ use aws_sdk_ecs::error::SdkError;
 use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
 use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{
-    DeploymentLifecycleHookAction, DeploymentLifecycleHookStatus, Service, ServiceDeployment,
+    CreatedAt, DeploymentLifecycleHookAction, DeploymentLifecycleHookStatus, Service, ServiceDeployment,
     ServiceDeploymentLifecycleStage, ServiceDeploymentStatus, SortOrder,
     StopServiceDeploymentStopType, TaskDefinitionField, TaskDefinitionStatus,
 };
@@ -179,6 +180,7 @@ pub struct DeploymentBrief {
     pub arn: String,
     pub status: ServiceDeploymentStatus,
     pub created_at: Option<DateTime>,
+    pub target_revision: Option<String>,
 }
 
 /// A service's deployments, newest first, optionally only those in flight.
@@ -188,12 +190,43 @@ pub async fn list_deployments(
     service: &str,
     in_flight_only: bool,
 ) -> Result<Vec<DeploymentBrief>> {
+    list_filtered(
+        ecs,
+        cluster,
+        service,
+        in_flight_only.then_some(&IN_FLIGHT[..]),
+        None,
+    )
+    .await
+}
+
+/// A service's deployments created after `after`, newest first: the listing that finds the
+/// deployment an UpdateService started without reading the service's whole history.
+pub async fn list_created_after(
+    ecs: &Ecs,
+    cluster: &str,
+    service: &str,
+    after: DateTime,
+) -> Result<Vec<DeploymentBrief>> {
+    list_filtered(ecs, cluster, service, None, Some(after)).await
+}
+
+async fn list_filtered(
+    ecs: &Ecs,
+    cluster: &str,
+    service: &str,
+    status: Option<&[ServiceDeploymentStatus]>,
+    created_after: Option<DateTime>,
+) -> Result<Vec<DeploymentBrief>> {
     let mut req = ecs
         .list_service_deployments()
         .cluster(cluster)
         .service(service);
-    if in_flight_only {
-        req = req.set_status(Some(IN_FLIGHT.to_vec()));
+    if let Some(status) = status {
+        req = req.set_status(Some(status.to_vec()));
+    }
+    if let Some(after) = created_after {
+        req = req.created_at(CreatedAt::builder().after(after).build());
     }
     let mut out = Vec::new();
     let mut token = None;
@@ -212,6 +245,7 @@ pub async fn list_deployments(
                     .cloned()
                     .unwrap_or(ServiceDeploymentStatus::Pending),
                 created_at: d.created_at().cloned(),
+                target_revision: d.target_service_revision_arn().map(str::to_owned),
             });
         }
         token = page.next_token().map(str::to_owned);
@@ -250,6 +284,8 @@ pub struct AwaitingHook {
     /// The lifecycle stage the deployment paused in.
     pub stage: Option<ServiceDeploymentLifecycleStage>,
     pub expires_at: Option<String>,
+    /// `expiresAt` in epoch seconds: after it, acting on the hook is pointless.
+    pub expires_secs: Option<f64>,
     pub timeout_action: DeploymentLifecycleHookAction,
 }
 
@@ -268,6 +304,11 @@ pub struct DeploymentView {
     pub target_revision: Option<String>,
     /// `updatedAt` in epoch seconds: when the deployment last changed (e.g. a hook appeared).
     pub updated_at: Option<f64>,
+    /// `createdAt`: where a successor's search starts.
+    pub created_at: Option<DateTime>,
+    /// How many lifecycle hooks the deployment lists as finished (SUCCEEDED, FAILED,
+    /// TIMED_OUT). ECS may or may not keep finished hooks in the list: a hint, never relied on.
+    pub finished_hooks: usize,
 }
 
 impl DeploymentView {
@@ -281,6 +322,7 @@ impl DeploymentView {
                 hook_id: h.hook_id().unwrap_or_default().to_owned(),
                 stage: stage.clone(),
                 expires_at: h.expires_at().map(|t| t.to_string()),
+                expires_secs: h.expires_at().map(|t| t.as_secs_f64()),
                 timeout_action: h
                     .timeout_action()
                     .cloned()
@@ -313,6 +355,20 @@ impl DeploymentView {
                 .and_then(|r| r.arn())
                 .map(str::to_owned),
             updated_at: d.updated_at().map(|t| t.as_secs_f64()),
+            created_at: d.created_at().cloned(),
+            finished_hooks: hooks
+                .iter()
+                .filter(|h| {
+                    matches!(
+                        h.status(),
+                        Some(
+                            DeploymentLifecycleHookStatus::Succeeded
+                                | DeploymentLifecycleHookStatus::Failed
+                                | DeploymentLifecycleHookStatus::TimedOut
+                        )
+                    )
+                })
+                .count(),
         }
     }
 
@@ -365,18 +421,49 @@ impl DeploymentView {
 }
 
 pub async fn describe(ecs: &Ecs, arn: &str) -> Result<DeploymentView> {
+    match describe_opt(ecs, arn).await? {
+        Some(v) => Ok(v),
+        None => bail!(
+            "service deployment {arn} was not found (DescribeServiceDeployments reported it MISSING)"
+        ),
+    }
+}
+
+/// One deployment, `None` when ECS reports it MISSING (a deployment just created may be missing
+/// for a while: ECS reads are eventually consistent).
+pub async fn describe_opt(ecs: &Ecs, arn: &str) -> Result<Option<DeploymentView>> {
     let out = ecs
         .describe_service_deployments()
         .service_deployment_arns(arn)
         .send()
         .await
         .with_context(|| format!("DescribeServiceDeployments {arn}"))?;
-    match out.service_deployments().first() {
-        Some(d) => Ok(DeploymentView::from_sdk(d)),
-        None => bail!(
-            "service deployment {arn} was not found (DescribeServiceDeployments reported it MISSING)"
-        ),
+    Ok(out
+        .service_deployments()
+        .first()
+        .map(DeploymentView::from_sdk))
+}
+
+/// The task definition of each service revision (DescribeServiceRevisions, 20 a call).
+pub async fn revision_task_definitions(
+    ecs: &Ecs,
+    revisions: &[String],
+) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for chunk in revisions.chunks(20) {
+        let page = ecs
+            .describe_service_revisions()
+            .set_service_revision_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .context("DescribeServiceRevisions")?;
+        for r in page.service_revisions() {
+            if let (Some(arn), Some(td)) = (r.service_revision_arn(), r.task_definition()) {
+                out.insert(arn.to_owned(), td.to_owned());
+            }
+        }
     }
+    Ok(out)
 }
 
 pub async fn continue_hook(
@@ -406,7 +493,8 @@ pub async fn stop_with_rollback(ecs: &Ecs, arn: &str) -> Result<()> {
 }
 
 /// Rolls back an in-flight deployment the way its state requires: through the paused hook
-/// (ContinueServiceDeployment ROLLBACK) or StopServiceDeployment ROLLBACK otherwise.
+/// (ContinueServiceDeployment ROLLBACK) or StopServiceDeployment ROLLBACK otherwise. One call;
+/// [`roll_back_until_taken`] retries until ECS shows it.
 pub async fn roll_back_in_flight(ecs: &Ecs, view: &DeploymentView) -> Result<&'static str> {
     if view.is_terminal() || view.is_rolling_back() {
         return Ok("already finished or rolling back");
@@ -423,6 +511,91 @@ pub async fn roll_back_in_flight(ecs: &Ecs, view: &DeploymentView) -> Result<&'s
     }
     stop_with_rollback(ecs, &view.arn).await?;
     Ok("StopServiceDeployment ROLLBACK")
+}
+
+/// How long the first retry of an action waits; doubles up to [`ACTION_RETRY_MAX`].
+const ACTION_RETRY_FIRST: Duration = Duration::from_millis(250);
+const ACTION_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// ContinueServiceDeployment `action` on `hook_id`, retried until ECS shows it took effect (the
+/// hook is no longer AWAITING_ACTION, or the deployment moved on), the hook expired, or
+/// `give_up`. A call that failed may still have been applied (a timeout after ECS acted), so
+/// every failure is followed by a read before the next try. Returns how many calls were made.
+pub async fn continue_until_taken(
+    ecs: &Ecs,
+    arn: &str,
+    hook: &AwaitingHook,
+    action: DeploymentLifecycleHookAction,
+    give_up: Instant,
+) -> Result<u32> {
+    let mut wait = ACTION_RETRY_FIRST;
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        let err = match continue_hook(ecs, arn, &hook.hook_id, action.clone()).await {
+            Ok(()) => return Ok(calls),
+            Err(e) => e,
+        };
+        if let Ok(Some(v)) = describe_opt(ecs, arn).await {
+            let still_waiting = v
+                .awaiting_hook
+                .as_ref()
+                .is_some_and(|h| h.hook_id == hook.hook_id);
+            if !still_waiting || v.is_terminal() || v.is_rolling_back() {
+                return Ok(calls);
+            }
+        }
+        let expired = hook.expires_secs.is_some_and(|e| now_secs() >= e);
+        if expired || Instant::now() + wait >= give_up {
+            return Err(err.context(format!(
+                "gave up after {calls} attempt(s){}",
+                if expired { ": the hook expired" } else { "" }
+            )));
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(ACTION_RETRY_MAX);
+    }
+}
+
+/// Rolls back an in-flight deployment ([`roll_back_in_flight`]) and retries until ECS shows a
+/// rollback (or the end of the deployment), or `give_up`.
+pub async fn roll_back_until_taken(
+    ecs: &Ecs,
+    arn: &str,
+    give_up: Instant,
+) -> Result<&'static str> {
+    let mut wait = ACTION_RETRY_FIRST;
+    let mut last = None;
+    loop {
+        match describe_opt(ecs, arn).await {
+            Ok(Some(v)) => {
+                if v.is_terminal() || v.is_rolling_back() {
+                    return Ok(last.unwrap_or("already finished or rolling back"));
+                }
+                match roll_back_in_flight(ecs, &v).await {
+                    Ok(how) => last = Some(how),
+                    Err(e) if Instant::now() + wait >= give_up => return Err(e),
+                    Err(_) => {}
+                }
+            }
+            Ok(None) | Err(_) if Instant::now() + wait >= give_up => {
+                bail!("could not roll back {arn} before the deadline")
+            }
+            _ => {}
+        }
+        if Instant::now() + wait >= give_up {
+            bail!("{arn} did not show a rollback before the deadline");
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(ACTION_RETRY_MAX);
+    }
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -445,6 +618,8 @@ pub(crate) mod tests {
             timed_out_hooks: 0,
             target_revision: None,
             updated_at: None,
+            created_at: None,
+            finished_hooks: 0,
         }
     }
 

@@ -1,45 +1,125 @@
-//! Following one service deployment: finding the deployment an UpdateService started, and an
-//! adaptive poll interval — fast right after anything changed (so a hook is acted on well within
-//! a second of appearing), slower while nothing moves, slowest while baking.
+//! Following one service deployment: finding the deployment an UpdateService started (ECS does
+//! not return its ARN: aws/containers-roadmap#2709), finding a successor when ECS replaces it,
+//! and an adaptive poll interval — fast right after anything changed or we acted, backing off
+//! while nothing is expected, slowest while baking.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow};
 use aws_sdk_ecs::Client as Ecs;
+use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{ServiceDeploymentLifecycleStage as Stage, ServiceDeploymentStatus};
 
-use super::ecs::{DeploymentView, is_terminal, list_deployments};
+use super::ecs::{DeploymentBrief, DeploymentView, list_created_after, revision_task_definitions};
 
-/// Waits for the deployment UpdateService just started: the newest in-flight one.
-pub async fn wait_for_new_deployment(
+/// A deployment found after an UpdateService (or after the one we followed ended).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// A deployment of the service to our task definition.
+    Ours(String),
+    /// A newer deployment to another task definition: someone else updated the service.
+    Other { arn: String, task_definition: String },
+}
+
+/// Finds the deployment of `service` to `target_td` created after `since` and not in `exclude`,
+/// the way an UpdateService caller has to (the call does not return it): list only deployments
+/// created after the update, and match each one's target service revision to the task
+/// definition we asked for. Prefers one still running (of duplicates ECS started for one
+/// update, the first is STOPPED within seconds: kayac/ecspresso#899). Listing errors and a
+/// deployment not listed yet (ECS reads are eventually consistent) are retried until
+/// `timeout`; only then is the last error returned.
+pub async fn find_deployment(
     ecs: &Ecs,
     cluster: &str,
     service: &str,
+    target_td: &str,
+    since: DateTime,
     exclude: &[String],
     timeout: Duration,
-) -> Result<String> {
+) -> Result<Found> {
     let deadline = Instant::now() + timeout;
+    let mut wait = Duration::from_millis(500);
+    let mut last_error = None;
+    let mut stopped_ours: Option<String> = None;
     loop {
-        let all = list_deployments(ecs, cluster, service, false).await?;
-        if let Some(d) = all.iter().find(|d| {
-            !exclude.contains(&d.arn)
-                && (!is_terminal(&d.status) || d.status == ServiceDeploymentStatus::Successful)
-        }) {
-            return Ok(d.arn.clone());
+        match candidates(ecs, cluster, service, since, exclude).await {
+            Ok(found) => {
+                let revisions: Vec<String> = found
+                    .iter()
+                    .filter_map(|d| d.target_revision.clone())
+                    .collect();
+                match revision_task_definitions(ecs, &revisions).await {
+                    Ok(tds) => {
+                        let td_of = |d: &DeploymentBrief| {
+                            d.target_revision.as_ref().and_then(|r| tds.get(r)).cloned()
+                        };
+                        // Newest first: the first running one of ours wins.
+                        if let Some(d) = found.iter().find(|d| {
+                            td_of(d).as_deref() == Some(target_td)
+                                && d.status != ServiceDeploymentStatus::Stopped
+                        }) {
+                            return Ok(Found::Ours(d.arn.clone()));
+                        }
+                        if let Some(d) = found.iter().find(|d| {
+                            td_of(d).is_some_and(|td| td != target_td)
+                                && d.status != ServiceDeploymentStatus::Stopped
+                        }) {
+                            return Ok(Found::Other {
+                                arn: d.arn.clone(),
+                                task_definition: td_of(d).unwrap_or_default(),
+                            });
+                        }
+                        stopped_ours = found
+                            .iter()
+                            .find(|d| td_of(d).as_deref() == Some(target_td))
+                            .map(|d| d.arn.clone())
+                            .or(stopped_ours);
+                    }
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            Err(e) => last_error = Some(e),
         }
-        if Instant::now() >= deadline {
-            bail!(
-                "ECS started no service deployment for {cluster}/{service} within {timeout:?} after UpdateService; \
-                 check that the service uses the ECS deployment controller"
-            );
+        if Instant::now() + wait >= deadline {
+            // Only STOPPED ones of ours: the caller follows it and sees how it ended.
+            if let Some(arn) = stopped_ours {
+                return Ok(Found::Ours(arn));
+            }
+            return Err(match last_error {
+                Some(e) => e.context(format!(
+                    "finding the service deployment of {cluster}/{service} (retried for {timeout:?})"
+                )),
+                None => anyhow!(
+                    "ECS listed no service deployment of {cluster}/{service} to {target_td} within {timeout:?} after UpdateService; \
+                     check that the service uses the ECS deployment controller, and `deployer status`"
+                ),
+            });
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(wait).await;
+        wait = wait.mul_f32(1.5).min(Duration::from_secs(3));
     }
 }
 
-/// Adaptive poll interval: `FAST` after a change, growing to `SLOW` (or `BAKING` during
-/// BAKE_TIME) while nothing moves. `SLOW` stays under a second so a hook that appears while the
-/// deployment looked idle is still acted on within one second.
+async fn candidates(
+    ecs: &Ecs,
+    cluster: &str,
+    service: &str,
+    since: DateTime,
+    exclude: &[String],
+) -> Result<Vec<DeploymentBrief>> {
+    Ok(list_created_after(ecs, cluster, service, since)
+        .await?
+        .into_iter()
+        .filter(|d| !exclude.contains(&d.arn))
+        .collect())
+}
+
+/// Adaptive poll interval: [`Poller::FAST`] after a change or an action of ours, growing while
+/// nothing moves to [`Poller::SLOW`], or [`Poller::BAKING`] during BAKE_TIME (a bake of many
+/// minutes needs a few reads, not hundreds). ECS throttles API calls per account and region, so
+/// a release of several services must not poll every few milliseconds; a hook still gets acted
+/// on within about a second of ECS showing it, because hooks appear right after a transition,
+/// when the interval is short.
 pub struct Poller {
     interval: Duration,
     last: Option<(ServiceDeploymentStatus, Option<Stage>, bool)>,
@@ -53,9 +133,10 @@ impl Default for Poller {
 }
 
 impl Poller {
-    pub const FAST: Duration = Duration::from_millis(50);
-    pub const SLOW: Duration = Duration::from_millis(400);
-    pub const BAKING: Duration = Duration::from_millis(1000);
+    pub const FAST: Duration = Duration::from_millis(1000);
+    pub const SLOW: Duration = Duration::from_secs(6);
+    pub const BAKING: Duration = Duration::from_secs(20);
+    const GROWTH: f32 = 1.5;
 
     pub fn new() -> Self {
         Self {
@@ -83,9 +164,14 @@ impl Poller {
         self.interval = if changed {
             Self::FAST
         } else {
-            (self.interval.mul_f32(1.6)).min(ceiling)
+            (self.interval.mul_f32(Self::GROWTH)).min(ceiling)
         };
         changed
+    }
+
+    /// We acted (Continue, Stop): the next transition is expected soon.
+    pub fn acted(&mut self) {
+        self.interval = Self::FAST;
     }
 
     pub fn interval(&self) -> Duration {

@@ -72,11 +72,13 @@ pub async fn run(g: &Global, args: &DiffArgs) -> CmdResult<Code> {
         let text = diff::unified(&live, &want, &format!("live {revision}"), "rendered");
         let fields = diff::changed_fields(&live, &want);
         let mut service_changes = Vec::new();
-        if live_svc.desired_count() != svc_cfg.desired_count as i32 {
+        // Only a count the deployer owns (desired_count set) is a difference worth reporting.
+        if let Some(want) = svc_cfg.desired_count
+            && live_svc.desired_count() != want as i32
+        {
             service_changes.push(format!(
-                "desiredCount {} → {}",
-                live_svc.desired_count(),
-                svc_cfg.desired_count
+                "desiredCount {} → {want}",
+                live_svc.desired_count()
             ));
         }
         let changed = !text.is_empty();

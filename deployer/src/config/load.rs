@@ -290,6 +290,9 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
         message,
         hint: Some(hint.to_string()),
     };
+    // ECS rejects PAUSE hooks at the stages where traffic shifts (the pause-lifecycle-hooks page
+    // of the ECS developer guide; the emulator enforces the same, docs/moto-plugin.md).
+    const PAUSE_NOT_ALLOWED: [&str; 2] = ["TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"];
     for (env_name, e) in &config.environments {
         let mut names = std::collections::HashSet::new();
         for (i, s) in e.services.iter().enumerate() {
@@ -303,13 +306,38 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
             for (j, h) in s.hooks.iter().enumerate() {
                 // The stages the ECS API model defines (the SDK's enum), not a copy of them.
                 let stages = aws_sdk_ecs::types::DeploymentLifecycleHookStage::values();
+                let pausable: Vec<&str> = stages
+                    .iter()
+                    .copied()
+                    .filter(|s| !PAUSE_NOT_ALLOWED.contains(s))
+                    .collect();
                 if !stages.contains(&h.stage.as_str()) {
                     return Err(invalid(
                         format!(
                             "{at}.hooks[{j}].stage: `{}` is not a lifecycle stage",
                             h.stage
                         ),
-                        &format!("use one of {}", stages.join(", ")),
+                        &format!("use one of {}", pausable.join(", ")),
+                    ));
+                }
+                if PAUSE_NOT_ALLOWED.contains(&h.stage.as_str()) {
+                    return Err(invalid(
+                        format!(
+                            "{at}.hooks[{j}].stage: ECS does not allow a PAUSE hook at `{}` (traffic is moving during that stage)",
+                            h.stage
+                        ),
+                        &format!(
+                            "pause after the shift instead, at one of {}",
+                            pausable.join(", ")
+                        ),
+                    ));
+                }
+                if h.target_arn.is_some() || h.role_arn.is_some() {
+                    return Err(invalid(
+                        format!(
+                            "{at}.hooks[{j}]: target_arn/role_arn describe a Lambda hook; the deployer's hooks are PAUSE hooks it gates itself"
+                        ),
+                        "configure Lambda hooks on the service (Terraform's deployment_configuration); the deployer keeps them on every release. Remove target_arn and role_arn here",
                     ));
                 }
             }

@@ -173,7 +173,7 @@ desired_count = 2
     fn minimal_file_loads_with_defaults() {
         let c = parse(MIN, &[]).unwrap();
         let e = c.environment("staging").unwrap();
-        assert_eq!(e.services[0].desired_count, 2);
+        assert_eq!(e.services[0].desired_count, Some(2));
         assert_eq!(e.lock_table, "deployer-locks");
         assert_eq!(e.timeouts.deployment, Duration::from_secs(1800));
     }
@@ -206,6 +206,23 @@ desired_count = 2
             e.hint().unwrap().contains("POST_TEST_TRAFFIC_SHIFT"),
             "{e:?}"
         );
+        // PAUSE is not allowed while traffic shifts (defect 8 of issue #11: these two passed).
+        for stage in ["TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"] {
+            let e = parse(&with_hook(stage), &[]).unwrap_err();
+            assert!(e.to_string().contains("does not allow a PAUSE hook"), "{e}");
+            assert!(!e.hint().unwrap().contains(&format!(" {stage},")), "{e:?}");
+        }
+        // Lambda hook fields are refused, not silently dropped (defect 9).
+        let lambda = MIN.replace("strategy = \"rolling\"", "strategy = \"blue_green\"")
+            + "hooks = [{ stage = \"POST_SCALE_UP\", target_arn = \"arn:aws:lambda:eu-west-1:1:function:f\", role_arn = \"arn:aws:iam::1:role/r\" }]\n";
+        let e = parse(&lambda, &[]).unwrap_err();
+        assert!(e.to_string().contains("Lambda hook"), "{e}");
+    }
+
+    #[test]
+    fn desired_count_is_left_alone_unless_set() {
+        let c = parse(&MIN.replace("desired_count = 2\n", ""), &[]).unwrap();
+        assert_eq!(c.environment("staging").unwrap().services[0].desired_count, None);
     }
 
     #[test]
@@ -234,7 +251,7 @@ desired_count = 2
         .unwrap();
         let e = c.environment("staging").unwrap();
         assert_eq!(e.cluster, "other");
-        assert_eq!(e.services[0].desired_count, 5);
+        assert_eq!(e.services[0].desired_count, Some(5));
 
         let err = parse(
             MIN,

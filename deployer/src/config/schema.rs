@@ -146,6 +146,9 @@ pub struct Timeouts {
     /// Waiting for a lock held by someone else (`--wait-lock` overrides).
     #[serde(default = "d_0s", with = "humantime_serde")]
     pub lock_wait: Duration,
+    /// The agent gate: how long agents of the new version may take to heart-beat.
+    #[serde(default = "d_60s", with = "humantime_serde")]
+    pub agent_gate: Duration,
 }
 
 impl Default for Timeouts {
@@ -157,6 +160,7 @@ impl Default for Timeouts {
             lock_ttl: d_10m(),
             lock_heartbeat: d_30s(),
             lock_wait: d_0s(),
+            agent_gate: d_60s(),
         }
     }
 }
@@ -225,8 +229,9 @@ pub struct Service {
     /// Task-definition template (file name in `templates` without `.json.hbs`).
     pub template: String,
     pub strategy: Strategy,
-    #[serde(default = "default_desired")]
-    pub desired_count: u32,
+    /// The desired count the deployer sets on every release. Leave it out (the default) when
+    /// Terraform or Application Auto Scaling owns the count: the deployer then never changes it.
+    pub desired_count: Option<u32>,
     /// The agent kind, for agent services (gate: agents of the new version heart-beat).
     pub agent_kind: Option<String>,
     pub load_balancer: Option<LoadBalancer>,
@@ -262,7 +267,8 @@ pub struct LoadBalancer {
 pub struct Hook {
     /// Lifecycle stage, e.g. POST_TEST_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT, POST_SCALE_UP.
     pub stage: String,
-    /// Hook target (e.g. a Lambda ARN) when the platform needs one.
+    /// Refused with a clear error: Lambda hooks belong on the service (Terraform), where the
+    /// deployer keeps them. Parsed only to say so.
     pub target_arn: Option<String>,
     pub role_arn: Option<String>,
     /// Overrides `timeouts.hook` for this hook.
@@ -342,9 +348,6 @@ fn default_audit_table() -> String {
 fn default_parallel() -> u32 {
     2
 }
-fn default_desired() -> u32 {
-    1
-}
 fn default_method() -> String {
     "GET".into()
 }
@@ -365,6 +368,9 @@ fn d_1s() -> Duration {
 }
 fn d_5s() -> Duration {
     Duration::from_secs(5)
+}
+fn d_60s() -> Duration {
+    Duration::from_secs(60)
 }
 fn d_30s() -> Duration {
     Duration::from_secs(30)

@@ -1,9 +1,12 @@
-//! Deploying one service: UpdateService (unless re-attaching), then following its service
-//! deployment to the end — acting on PAUSE hooks through the gates, checking production during
-//! bake time, rolling back on the deadline or Ctrl-C.
+//! Deploying one service: UpdateService (unless re-attaching), finding the service deployment it
+//! started, then following it to the end — acting on PAUSE hooks through the gates, checking
+//! production once traffic moved, rolling back on a failed gate, the deadline or Ctrl-C, and
+//! putting the previous revision back whenever a deployment we decided to roll back still ended
+//! SUCCESSFUL.
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{
     DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentLifecycleHook,
     DeploymentLifecycleHookAction, DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
@@ -16,7 +19,7 @@ use super::smoke::Vars;
 use super::{Ctx, Outcome, Stop};
 use crate::aws::ecs::{self, DeploymentView, short_td};
 use crate::aws::error_chain as aws_err;
-use crate::aws::follow::{self, Poller};
+use crate::aws::follow::{self, Found, Poller};
 use crate::config::{self, Strategy};
 use crate::state::audit::ServiceStatus;
 
@@ -41,77 +44,89 @@ pub(crate) struct ServiceResult {
     pub status: ServiceStatus,
 }
 
-/// UpdateService to the plan's revision and deployment configuration; returns the service
-/// deployment it started.
-async fn start_deployment(ctx: &Ctx, plan: &ServicePlan) -> anyhow::Result<String> {
-    let name = &plan.svc.name;
-    let before: Vec<String> = ecs::list_deployments(&ctx.ecs, &ctx.env.cluster, name, false)
-        .await?
-        .into_iter()
-        .map(|d| d.arn)
+/// How long a deployment ECS just created may stay unlisted (List) or MISSING (Describe): ECS
+/// reads are eventually consistent.
+const FIND_WITHIN: Duration = Duration::from_secs(60);
+/// After the deployment we followed ended STOPPED without our doing, how long to look for the
+/// deployment that replaced it.
+const SUCCESSOR_WITHIN: Duration = Duration::from_secs(20);
+/// Production checks during and after the traffic shift run at their own pace, not ECS's.
+const PRODUCTION_CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// The lifecycle stages the deployer pauses at for `svc`, in the order ECS reaches them.
+pub(crate) fn pause_stages(svc: &config::Service) -> Vec<(DeploymentLifecycleHookStage, Option<Duration>)> {
+    let mut stages: Vec<(DeploymentLifecycleHookStage, Option<Duration>)> = svc
+        .hooks
+        .iter()
+        .map(|h| (DeploymentLifecycleHookStage::from(h.stage.as_str()), h.timeout))
         .collect();
-    ctx.ecs
-        .update_service()
-        .cluster(&ctx.env.cluster)
-        .service(name)
-        .task_definition(&plan.target_td)
-        .desired_count(plan.svc.desired_count as i32)
-        .deployment_configuration(deployment_configuration(ctx, &plan.svc))
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("UpdateService {name}: {}", aws_err(&e)))?;
-    follow::wait_for_new_deployment(
-        &ctx.ecs,
-        &ctx.env.cluster,
-        name,
-        &before,
-        Duration::from_secs(30),
-    )
-    .await
+    if stages.is_empty() {
+        let default = if svc.load_balancer.is_some() {
+            DeploymentLifecycleHookStage::PostTestTrafficShift
+        } else {
+            DeploymentLifecycleHookStage::PostScaleUp
+        };
+        stages.push((default, None));
+    }
+    let order = DeploymentLifecycleHookStage::values();
+    stages.sort_by_key(|(s, _)| order.iter().position(|v| *v == s.as_str()));
+    stages
 }
 
-/// The ECS deployment configuration the service's strategy and hooks call for.
+/// The service's deployment configuration with only what the deployer owns changed: the
+/// strategy, the bake time (when deployer.toml sets one), and the PAUSE hooks (the deployer's
+/// gates; it acts on every pause, so it owns them all). Everything else the service has —
+/// alarms, Lambda hooks, the circuit breaker, min/max percent, linear/canary settings — is sent
+/// back as it is (UpdateService replaces the whole structure). A service with no circuit
+/// breaker gets one with rollback, the deployer's safety default.
 pub(crate) fn deployment_configuration(
     ctx: &Ctx,
     svc: &config::Service,
+    current: Option<&DeploymentConfiguration>,
 ) -> DeploymentConfiguration {
-    let breaker = DeploymentCircuitBreaker::builder()
-        .enable(true)
-        .rollback(true)
-        .build();
+    let keep_breaker = current.and_then(|c| c.deployment_circuit_breaker()).cloned();
+    let breaker = keep_breaker.unwrap_or_else(|| {
+        DeploymentCircuitBreaker::builder()
+            .enable(true)
+            .rollback(true)
+            .build()
+    });
+    let mut b = DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(breaker)
+        .set_maximum_percent(current.and_then(|c| c.maximum_percent()))
+        .set_minimum_healthy_percent(current.and_then(|c| c.minimum_healthy_percent()))
+        .set_alarms(current.and_then(|c| c.alarms()).cloned())
+        .set_linear_configuration(current.and_then(|c| c.linear_configuration()).cloned())
+        .set_canary_configuration(current.and_then(|c| c.canary_configuration()).cloned())
+        .set_early_success_criteria(current.and_then(|c| c.early_success_criteria()).cloned());
+    let others: Vec<DeploymentLifecycleHook> = current
+        .map(|c| c.lifecycle_hooks())
+        .unwrap_or_default()
+        .iter()
+        .filter(|h| h.target_type() != Some(&DeploymentLifecycleHookTargetType::Pause))
+        .cloned()
+        .collect();
     match svc.strategy {
-        Strategy::Rolling => DeploymentConfiguration::builder()
-            .strategy(DeploymentStrategy::Rolling)
-            .deployment_circuit_breaker(breaker)
-            .minimum_healthy_percent(100)
-            .maximum_percent(200)
-            .build(),
+        Strategy::Rolling => {
+            b = b
+                .strategy(DeploymentStrategy::Rolling)
+                .set_bake_time_in_minutes(current.and_then(|c| c.bake_time_in_minutes()))
+                .set_lifecycle_hooks((!others.is_empty()).then_some(others));
+        }
         Strategy::BlueGreen => {
-            let mut stages: Vec<(String, Option<Duration>)> = svc
-                .hooks
-                .iter()
-                .map(|h| (h.stage.clone(), h.timeout))
-                .collect();
-            if stages.is_empty() {
-                let default = if svc.load_balancer.is_some() {
-                    "POST_TEST_TRAFFIC_SHIFT"
-                } else {
-                    "POST_SCALE_UP"
-                };
-                stages.push((default.into(), None));
-            }
-            let mut b = DeploymentConfiguration::builder()
+            let bake = match svc.bake_time {
+                Some(d) => super::minutes_ceil(d, 0),
+                None => current.and_then(|c| c.bake_time_in_minutes()).unwrap_or(0),
+            };
+            b = b
                 .strategy(DeploymentStrategy::BlueGreen)
-                .deployment_circuit_breaker(breaker)
-                .bake_time_in_minutes(super::minutes_ceil(
-                    svc.bake_time.unwrap_or(Duration::ZERO),
-                    0,
-                ));
-            for (stage, timeout) in stages {
-                b = b.lifecycle_hooks(
+                .bake_time_in_minutes(bake);
+            let mut hooks = others;
+            for (stage, timeout) in pause_stages(svc) {
+                hooks.push(
                     DeploymentLifecycleHook::builder()
                         .target_type(DeploymentLifecycleHookTargetType::Pause)
-                        .lifecycle_stages(DeploymentLifecycleHookStage::from(stage.as_str()))
+                        .lifecycle_stages(stage)
                         .timeout_configuration(
                             DeploymentLifecycleHookTimeoutConfiguration::builder()
                                 .timeout_in_minutes(super::minutes_ceil(
@@ -124,13 +139,115 @@ pub(crate) fn deployment_configuration(
                         .build(),
                 );
             }
-            b.build()
+            b = b.set_lifecycle_hooks(Some(hooks));
         }
+    }
+    b.build()
+}
+
+/// Why starting a deployment did not give us one to follow.
+struct NotStarted {
+    outcome: Outcome,
+    reason: String,
+    status: ServiceStatus,
+    arn: String,
+}
+
+/// UpdateService to the plan's revision (the deployment configuration merged into the live
+/// one, the desired count only when the deployer owns it), then the service deployment it
+/// started.
+async fn start_deployment(ctx: &Ctx, plan: &ServicePlan) -> Result<String, NotStarted> {
+    let name = &plan.svc.name;
+    let not_changed = |reason: String| NotStarted {
+        outcome: Outcome::Failed,
+        reason,
+        status: ServiceStatus::NotStarted,
+        arn: String::new(),
+    };
+    let live = ecs::live_services(&ctx.ecs, &ctx.env.cluster, std::slice::from_ref(name))
+        .await
+        .map_err(|e| not_changed(format!("DescribeServices {name}: {}", aws_err(&e))))?;
+    let current = live
+        .get(name)
+        .and_then(|s| s.deployment_configuration())
+        .cloned();
+    // Deployments that exist before the update are never ours. Only recent ones are listed.
+    let recent = DateTime::from(std::time::SystemTime::now() - Duration::from_secs(3600));
+    let before: Vec<String> =
+        ecs::list_created_after(&ctx.ecs, &ctx.env.cluster, name, recent)
+            .await
+            .map_err(|e| not_changed(format!("{e:#}")))?
+            .into_iter()
+            .map(|d| d.arn)
+            .collect();
+    let sent_at = std::time::SystemTime::now();
+    let mut update = ctx
+        .ecs
+        .update_service()
+        .cluster(&ctx.env.cluster)
+        .service(name)
+        .task_definition(&plan.target_td)
+        .deployment_configuration(deployment_configuration(ctx, &plan.svc, current.as_ref()));
+    if let Some(n) = plan.svc.desired_count {
+        update = update.desired_count(n as i32);
+    }
+    let out = update
+        .send()
+        .await
+        .map_err(|e| not_changed(format!("UpdateService {name}: {}", aws_err(&e))))?;
+    // The service's PRIMARY deployment carries ECS's own clock: list from just before it.
+    let since = out
+        .service()
+        .and_then(|s| s.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
+        .and_then(|d| d.created_at())
+        .map(|t| DateTime::from_secs_f64(t.as_secs_f64() - 2.0))
+        .unwrap_or_else(|| DateTime::from(sent_at - Duration::from_secs(60)));
+    match follow::find_deployment(
+        &ctx.ecs,
+        &ctx.env.cluster,
+        name,
+        &plan.target_td,
+        since,
+        &before,
+        FIND_WITHIN,
+    )
+    .await
+    {
+        Ok(Found::Ours(arn)) => Ok(arn),
+        Ok(Found::Other {
+            arn,
+            task_definition,
+        }) => Err(NotStarted {
+            outcome: Outcome::Superseded,
+            reason: superseded_reason(ctx, name, &arn, &task_definition),
+            status: ServiceStatus::Superseded,
+            arn,
+        }),
+        Err(e) => Err(NotStarted {
+            outcome: Outcome::Failed,
+            reason: format!(
+                "UpdateService {name} was accepted, but {e:#}; a deployment may be running unattended: \
+                 `deployer status --env {env}` shows it, `deployer rollback --env {env}` rolls it back",
+                env = ctx.env_name
+            ),
+            status: ServiceStatus::Deployment(ServiceDeploymentStatus::InProgress),
+            arn: String::new(),
+        }),
     }
 }
 
+fn superseded_reason(ctx: &Ctx, service: &str, arn: &str, td: &str) -> String {
+    format!(
+        "another deployment took over {service}: {} to {} (not this release's); the deployer rolled nothing back. \
+         Someone else updated the service (bypassing the deploy lock?); see `deployer status --env {}`",
+        arn.rsplit('/').next().unwrap_or(arn),
+        short_td(td),
+        ctx.env_name
+    )
+}
+
 /// Updates one service (unless re-attaching) and follows its deployment to a terminal state,
-/// acting on hooks and watching the bake time.
+/// acting on hooks and watching production once traffic moved.
 pub(crate) async fn deploy_service(
     ctx: &Ctx,
     plan: &ServicePlan,
@@ -138,28 +255,23 @@ pub(crate) async fn deploy_service(
     gated: bool,
 ) -> ServiceResult {
     let name = plan.svc.name.clone();
-    let fail = |outcome: Outcome, reason: String, arn: &str, status: ServiceStatus| ServiceResult {
-        name: name.clone(),
-        outcome,
-        reason,
-        deployment_arn: arn.to_owned(),
-        status,
-    };
+    let reattached = plan.deployment_arn.is_some();
     let arn = match &plan.deployment_arn {
         Some(a) => a.clone(),
         None => match start_deployment(ctx, plan).await {
             Ok(a) => a,
-            Err(e) => {
-                return fail(
-                    Outcome::Failed,
-                    format!("{e:#}"),
-                    "",
-                    ServiceStatus::NotStarted,
-                );
+            Err(n) => {
+                return ServiceResult {
+                    name,
+                    outcome: n.outcome,
+                    reason: n.reason,
+                    deployment_arn: n.arn,
+                    status: n.status,
+                };
             }
         },
     };
-    if plan.deployment_arn.is_none() && gated {
+    if !reattached && gated {
         ctx.note_deployment(&name, &arn).await;
     }
     ctx.report.line(&format!(
@@ -167,210 +279,610 @@ pub(crate) async fn deploy_service(
         arn.rsplit('/').next().unwrap_or(&arn),
         short_td(&plan.target_td)
     ));
-    let deadline = Instant::now() + ctx.env.timeouts.deployment;
-    let mut poller = Poller::new();
-    let mut handled_hooks: Vec<String> = Vec::new();
-    // Set once we decided to roll back (a failed gate, the deadline): how the service ends.
-    let mut our_rollback: Option<Stop> = None;
-    let mut last_bake_check = Instant::now() - Duration::from_secs(60);
-    let mut cancel = ctx.cancel.clone();
-    loop {
-        let view: DeploymentView = match ecs::describe(&ctx.ecs, &arn).await {
-            Ok(v) => v,
-            Err(e) => {
-                // Transient errors are retried by the SDK; anything left is reported but the
-                // deployment is still followed until the deadline.
-                ctx.report.line(&format!("[{name}] {e:#}"));
-                if Instant::now() >= deadline {
-                    return fail(
-                        Outcome::TimedOut,
-                        format!("{e:#}"),
-                        &arn,
-                        ServiceStatus::NotStarted,
-                    );
+    let mut f = Follow {
+        ctx,
+        plan,
+        vars,
+        gated,
+        reattached,
+        arn,
+        followed: Vec::new(),
+        stages: pause_stages(&plan.svc)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect(),
+        handled_hooks: Vec::new(),
+        our_rollback: None,
+        deadline: Instant::now() + ctx.env.timeouts.deployment,
+        rollback_deadline: None,
+        production_rounds: 0,
+        last_production_check: None,
+    };
+    f.run().await
+}
+
+/// Following one deployment (and its successor when ECS replaces it).
+struct Follow<'a> {
+    ctx: &'a Ctx,
+    plan: &'a ServicePlan,
+    vars: &'a Vars,
+    gated: bool,
+    reattached: bool,
+    arn: String,
+    /// Deployments followed before `arn` (a successor search skips them).
+    followed: Vec<String>,
+    /// The PAUSE stages configured, in ECS's order: which gate a pause gets.
+    stages: Vec<DeploymentLifecycleHookStage>,
+    handled_hooks: Vec<String>,
+    /// Set once we decided to roll back (a failed gate, the deadline): how the service ends.
+    our_rollback: Option<Stop>,
+    deadline: Instant,
+    /// Set when a rollback was asked for: the wait for it is bounded too.
+    rollback_deadline: Option<Instant>,
+    production_rounds: u32,
+    last_production_check: Option<Instant>,
+}
+
+impl Follow<'_> {
+    fn name(&self) -> &str {
+        &self.plan.svc.name
+    }
+
+    fn result(&self, outcome: Outcome, reason: String, status: ServiceStatus) -> ServiceResult {
+        ServiceResult {
+            name: self.name().to_owned(),
+            outcome,
+            reason,
+            deployment_arn: self.arn.clone(),
+            status,
+        }
+    }
+
+    fn line(&self, text: &str) {
+        self.ctx.report.line(&format!("[{}] {text}", self.name()));
+    }
+
+    async fn run(&mut self) -> ServiceResult {
+        let ctx = self.ctx;
+        let mut poller = Poller::new();
+        let mut cancel = ctx.cancel.clone();
+        let mut missing_since: Option<Instant> = None;
+        let mut last_view: Option<DeploymentView> = None;
+        loop {
+            let view = match ecs::describe_opt(&ctx.ecs, &self.arn).await {
+                Ok(Some(v)) => {
+                    missing_since = None;
+                    v
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                Ok(None) => {
+                    // Just created, not readable yet (eventual consistency): wait, bounded.
+                    let since = *missing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= FIND_WITHIN {
+                        return self.result(
+                            Outcome::Failed,
+                            format!(
+                                "service deployment {} stayed MISSING in DescribeServiceDeployments for {FIND_WITHIN:?}; see `deployer status --env {}`",
+                                self.arn, ctx.env_name
+                            ),
+                            ServiceStatus::Deployment(ServiceDeploymentStatus::InProgress),
+                        );
+                    }
+                    self.pause(&mut poller, &mut cancel).await;
+                    continue;
+                }
+                Err(e) => {
+                    // The SDK already retried; what is left is reported, and the deployment is
+                    // still followed until the deadline.
+                    self.line(&format!("{e:#}"));
+                    if let Some(stop) = self.past_deadlines(last_view.as_ref()).await {
+                        return stop;
+                    }
+                    self.pause(&mut poller, &mut cancel).await;
+                    continue;
+                }
+            };
+            ctx.stats.lock().expect("stats").polls += 1;
+            if poller.observe(&view) {
+                self.line(&format!(
+                    "{} · {}{}",
+                    view.status.as_str(),
+                    view.stage_name(),
+                    if view.awaiting_hook.is_some() {
+                        " · hook AWAITING_ACTION"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            if view.is_terminal() {
+                match self.ended(&view).await {
+                    Ended::Result(r) => return r,
+                    Ended::Follow(next) => {
+                        self.followed.push(std::mem::replace(&mut self.arn, next));
+                        self.handled_hooks.clear();
+                        poller = Poller::new();
+                        last_view = None;
+                        continue;
+                    }
+                }
+            }
+            if let Some(hook) = view.awaiting_hook.clone()
+                && !self.handled_hooks.contains(&hook.hook_id)
+            {
+                self.act_on_hook(&view, &hook).await;
+                poller.acted();
+                last_view = Some(view);
                 continue;
             }
-        };
-        if poller.observe(&view) {
-            ctx.report.line(&format!(
-                "[{name}] {} · {}{}",
-                view.status.as_str(),
-                view.stage_name(),
-                if view.awaiting_hook.is_some() {
-                    " · hook AWAITING_ACTION"
-                } else {
-                    ""
-                }
+            if self.gated
+                && self.our_rollback.is_none()
+                && view.status == ServiceDeploymentStatus::InProgress
+                && production_has_traffic(&view)
+            {
+                self.production_check().await;
+            }
+            if let Some(stop) = self.past_deadlines(Some(&view)).await {
+                return stop;
+            }
+            // Reverts (ungated) run to completion even after Ctrl-C: they restore production.
+            if self.gated && ctx.cancelled() && self.our_rollback.is_none() {
+                let how = ecs::roll_back_until_taken(&ctx.ecs, &self.arn, self.rollback_by()).await;
+                self.line(&format!("interrupted; rolling back: {how:?}"));
+                return self.result(
+                    Outcome::Interrupted,
+                    "interrupted (Ctrl-C / SIGTERM); the deployment was rolled back".into(),
+                    ServiceStatus::Deployment(ServiceDeploymentStatus::RollbackRequested),
+                );
+            }
+            last_view = Some(view);
+            self.pause(&mut poller, &mut cancel).await;
+        }
+    }
+
+    /// Waits for the next poll, or less when a production check is due.
+    async fn pause(&self, poller: &mut Poller, cancel: &mut tokio::sync::watch::Receiver<bool>) {
+        let mut wait = poller.interval();
+        if self.gated && self.our_rollback.is_none() && self.last_production_check.is_some() {
+            wait = wait.min(PRODUCTION_CHECK_EVERY);
+        }
+        if self.ctx.cancelled() {
+            tokio::time::sleep(wait).await;
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = cancel.changed() => {}
+            }
+        }
+    }
+
+    /// When the wait for a rollback we asked for ends.
+    fn rollback_by(&self) -> Instant {
+        self.rollback_deadline
+            .unwrap_or_else(|| Instant::now() + self.ctx.env.timeouts.deployment)
+    }
+
+    /// The deployment deadline (roll back) and the rollback's own deadline (give up, say so).
+    async fn past_deadlines(&mut self, view: Option<&DeploymentView>) -> Option<ServiceResult> {
+        let now = Instant::now();
+        if let Some(by) = self.rollback_deadline
+            && now >= by
+        {
+            let status = view
+                .map(|v| ServiceStatus::Deployment(v.status.clone()))
+                .unwrap_or_default();
+            return Some(self.result(
+                Outcome::RollbackFailed,
+                format!(
+                    "the rollback of {} did not finish within {:?}{}; production may run a mix of revisions: \
+                     check `deployer status --env {env}`, then `deployer rollback --env {env}`",
+                    self.arn,
+                    self.ctx.env.timeouts.deployment,
+                    self.our_rollback
+                        .as_ref()
+                        .map(|s| format!(" (rolled back because: {})", s.reason))
+                        .unwrap_or_default(),
+                    env = self.ctx.env_name
+                ),
+                status,
             ));
         }
-        ctx.stats.lock().expect("stats").polls += 1;
-        if view.is_terminal() {
-            let status = ServiceStatus::Deployment(view.status.clone());
-            if view.status == ServiceDeploymentStatus::Successful {
+        if now >= self.deadline && self.our_rollback.is_none() {
+            self.decide_rollback(Stop::new(
+                Outcome::TimedOut,
+                format!(
+                    "the deployment did not finish within {:?}",
+                    self.ctx.env.timeouts.deployment
+                ),
+            ));
+            let how = ecs::roll_back_until_taken(&self.ctx.ecs, &self.arn, self.rollback_by()).await;
+            self.line(&format!("timed out; rolling back: {how:?}"));
+        }
+        None
+    }
+
+    fn decide_rollback(&mut self, stop: Stop) {
+        if self.our_rollback.is_none() {
+            self.our_rollback = Some(stop);
+            self.rollback_deadline = Some(Instant::now() + self.ctx.env.timeouts.deployment);
+        }
+    }
+
+    /// The gate for a paused hook, then CONTINUE or ROLLBACK, retried until ECS shows it.
+    async fn act_on_hook(&mut self, view: &DeploymentView, hook: &ecs::AwaitingHook) {
+        let ctx = self.ctx;
+        let seen = now_f64();
+        let appeared = view.updated_at;
+        let stage = self.stage_of_pause(view);
+        self.line(&format!(
+            "paused (hook {}) at {}, running the gate",
+            hook.hook_id,
+            stage.as_ref().map(|s| s.as_str()).unwrap_or("an unknown stage")
+        ));
+        let verdict = if self.our_rollback.is_some() {
+            Err(GateFailed("the deployer already decided to roll back".into()))
+        } else if !self.gated {
+            Ok(())
+        } else {
+            match &stage {
+                Some(s) => {
+                    gates::gate_for_hook(ctx, &self.plan.svc, &self.plan.git_sha, s, self.vars)
+                        .await
+                }
+                None => Err(GateFailed(format!(
+                    "the deployment paused (hook {}) where the deployer has no gate: it configured PAUSE at {} and cannot tell which stage this pause is; failing closed",
+                    hook.hook_id,
+                    self.stages
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            }
+        };
+        let action = if verdict.is_ok() {
+            DeploymentLifecycleHookAction::Continue
+        } else {
+            DeploymentLifecycleHookAction::Rollback
+        };
+        let acted = now_f64();
+        let give_up = self.rollback_by().min(self.deadline.max(Instant::now()));
+        match ecs::continue_until_taken(&ctx.ecs, &self.arn, hook, action.clone(), give_up).await {
+            Ok(calls) => self.line(&format!(
+                "ContinueServiceDeployment {}{}",
+                action.as_str(),
+                if calls > 1 {
+                    format!(" (after {calls} attempts)")
+                } else {
+                    String::new()
+                }
+            )),
+            Err(e) => self.line(&format!("{e:#}")),
+        }
+        if let Some(a) = appeared {
+            let mut s = ctx.stats.lock().expect("stats");
+            s.hook_to_action_ms.push(((acted - a) * 1000.0).max(0.0));
+            s.hook_detect_ms.push(((seen - a) * 1000.0).max(0.0));
+        }
+        self.handled_hooks.push(hook.hook_id.clone());
+        if let Err(GateFailed(reason)) = verdict
+            && self.our_rollback.is_none()
+        {
+            self.decide_rollback(Stop::new(Outcome::RolledBackSmoke, reason));
+        }
+    }
+
+    fn stage_of_pause(&self, view: &DeploymentView) -> Option<DeploymentLifecycleHookStage> {
+        stage_of_pause(
+            &self.stages,
+            view.stage.as_ref(),
+            self.handled_hooks.len(),
+            self.reattached,
+            view.finished_hooks,
+        )
+    }
+
+    /// One round of production checks once production traffic is on the new revision; a
+    /// failure stops the deployment with ROLLBACK (retried until ECS shows it).
+    async fn production_check(&mut self) {
+        if self
+            .last_production_check
+            .is_some_and(|t| t.elapsed() < PRODUCTION_CHECK_EVERY)
+        {
+            return;
+        }
+        self.last_production_check = Some(Instant::now());
+        let Some(verdict) = gates::bake_check(self.ctx, &self.plan.svc, self.vars).await else {
+            return;
+        };
+        self.production_rounds += 1;
+        if let Err(GateFailed(f)) = verdict {
+            self.line(&format!("during bake: {f}"));
+            self.decide_rollback(Stop::new(
+                Outcome::RolledBackSmoke,
+                format!("during bake time: {f}"),
+            ));
+            match ecs::roll_back_until_taken(&self.ctx.ecs, &self.arn, self.rollback_by()).await {
+                Ok(how) => self.line(how),
+                Err(e) => self.line(&format!("{e:#}")),
+            }
+        }
+    }
+
+    /// The deployment ended: what that means for the release.
+    async fn ended(&mut self, view: &DeploymentView) -> Ended {
+        let ctx = self.ctx;
+        let status = ServiceStatus::Deployment(view.status.clone());
+        match view.status {
+            ServiceDeploymentStatus::Successful => {
                 // Never report success unless the service runs the new revision.
-                match ecs::current_task_definition(&ctx.ecs, &ctx.env.cluster, &name).await {
-                    Ok(Some(td)) if td == plan.target_td => {}
+                match ecs::current_task_definition(&ctx.ecs, &ctx.env.cluster, self.name()).await {
+                    Ok(Some(td)) if td == self.plan.target_td => {}
                     Ok(td) => {
-                        return fail(
+                        return Ended::Result(self.result(
                             Outcome::Failed,
                             format!(
                                 "the deployment reported SUCCESSFUL but the service runs {}",
                                 td.unwrap_or_else(|| "nothing".into())
                             ),
-                            &arn,
                             status,
-                        );
+                        ));
                     }
-                    Err(e) => return fail(Outcome::Failed, format!("{e:#}"), &arn, status),
+                    Err(e) => return Ended::Result(self.result(Outcome::Failed, format!("{e:#}"), status)),
                 }
-                if gated
-                    && plan.svc.strategy == Strategy::Rolling
-                    && let Some(kind) = &plan.svc.agent_kind
-                    && let Err(GateFailed(reason)) =
-                        gates::agent_gate(ctx, kind, &plan.git_sha, Duration::from_secs(60)).await
-                {
-                    return fail(
-                        Outcome::RolledBackSmoke,
-                        reason,
-                        &arn,
-                        ServiceStatus::GateFailed,
-                    );
+                if self.gated && self.our_rollback.is_none() {
+                    self.final_gates().await;
                 }
-                return ServiceResult {
-                    name,
-                    outcome: Outcome::Succeeded,
-                    reason: String::new(),
-                    deployment_arn: arn,
+                if let Some(stop) = self.our_rollback.clone() {
+                    // We decided to roll back and ECS finished anyway (the Stop failed or came
+                    // too late): a failed gate never ends in success. Put the previous revision
+                    // back with a new deployment.
+                    return Ended::Result(self.revert_after_success(stop).await);
+                }
+                Ended::Result(self.result(Outcome::Succeeded, String::new(), status))
+            }
+            ServiceDeploymentStatus::RollbackFailed => {
+                let why = self
+                    .our_rollback
+                    .as_ref()
+                    .map(|s| format!("rolled back because: {}; ", s.reason))
+                    .unwrap_or_default();
+                let events = self.events().await;
+                Ended::Result(self.result(
+                    Outcome::RollbackFailed,
+                    format!(
+                        "ECS could not roll the deployment back (ROLLBACK_FAILED: {}); {why}production may run a mix of revisions: \
+                         check `deployer status --env {env}`, then `deployer rollback --env {env}`{events}",
+                        view.best_reason(),
+                        env = ctx.env_name
+                    ),
                     status,
-                };
+                ))
             }
-            let explain = ecs::recent_events(&ctx.ecs, &ctx.env.cluster, &name, 5)
-                .await
-                .iter()
-                .map(|e| format!("    event: {e}"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if let Some(stop) = our_rollback {
-                return fail(stop.outcome, stop.reason, &arn, status);
-            }
-            let why = view.ecs_failure().unwrap_or_else(|| {
-                format!(
-                    "deployment ended {}: {}",
-                    view.status.as_str(),
-                    view.best_reason()
+            ServiceDeploymentStatus::Stopped if self.our_rollback.is_none() => {
+                // Not our doing: ECS replaced it (a duplicate for the same update, or someone
+                // else's update), or ECS stopped it without rolling back.
+                let mut exclude = self.followed.clone();
+                exclude.push(self.arn.clone());
+                let since = view
+                    .created_at
+                    .unwrap_or_else(|| DateTime::from(std::time::SystemTime::now()));
+                match follow::find_deployment(
+                    &ctx.ecs,
+                    &ctx.env.cluster,
+                    self.name(),
+                    &self.plan.target_td,
+                    since,
+                    &exclude,
+                    SUCCESSOR_WITHIN,
                 )
-            });
-            let reason = if explain.is_empty() {
-                why
-            } else {
-                format!("{why}\n{explain}")
-            };
-            return fail(Outcome::RolledBackEcs, reason, &arn, status);
-        }
-        if let Some(hook) = view.awaiting_hook.clone()
-            && !handled_hooks.contains(&hook.hook_id)
-            && our_rollback.is_none()
-        {
-            let seen = now_f64();
-            // The deployment's updatedAt is when it entered the paused stage.
-            let appeared = view.updated_at;
-            ctx.report.line(&format!(
-                "[{name}] paused at {} (hook {}), running the gate",
-                hook.stage.as_ref().map(|s| s.as_str()).unwrap_or("-"),
-                hook.hook_id
-            ));
-            let verdict = if gated {
-                gates::gate_for_hook(ctx, &plan.svc, &plan.git_sha, hook.stage.as_ref(), vars).await
-            } else {
-                Ok(())
-            };
-            let action = if verdict.is_ok() {
-                DeploymentLifecycleHookAction::Continue
-            } else {
-                DeploymentLifecycleHookAction::Rollback
-            };
-            let acted = now_f64();
-            if let Err(e) = ecs::continue_hook(&ctx.ecs, &arn, &hook.hook_id, action.clone()).await
-            {
-                ctx.report.line(&format!("[{name}] {e:#}"));
-            } else {
-                ctx.report.line(&format!(
-                    "[{name}] ContinueServiceDeployment {}",
-                    action.as_str()
-                ));
-            }
-            if let Some(a) = appeared {
-                let mut s = ctx.stats.lock().expect("stats");
-                s.hook_to_action_ms.push(((acted - a) * 1000.0).max(0.0));
-                s.hook_detect_ms.push(((seen - a) * 1000.0).max(0.0));
-            }
-            handled_hooks.push(hook.hook_id.clone());
-            if let Err(GateFailed(reason)) = verdict {
-                our_rollback = Some(Stop::new(Outcome::RolledBackSmoke, reason));
-            }
-            continue;
-        }
-        // Bake time: keep checking production; a failure stops the deployment with ROLLBACK.
-        if gated
-            && our_rollback.is_none()
-            && view.status == ServiceDeploymentStatus::InProgress
-            && view.stage == Some(Stage::BakeTime)
-            && last_bake_check.elapsed() >= Duration::from_millis(500)
-        {
-            last_bake_check = Instant::now();
-            if let Some(Err(GateFailed(f))) = gates::bake_check(ctx, &plan.svc, vars).await {
-                ctx.report.line(&format!("[{name}] during bake: {f}"));
-                match ecs::stop_with_rollback(&ctx.ecs, &arn).await {
-                    Ok(()) => ctx
-                        .report
-                        .line(&format!("[{name}] StopServiceDeployment ROLLBACK")),
-                    Err(e) => ctx.report.line(&format!("[{name}] {e:#}")),
+                .await
+                {
+                    Ok(Found::Ours(next)) if !exclude.contains(&next) => {
+                        self.line(&format!(
+                            "deployment {} was STOPPED and replaced by {} to the same revision; following it",
+                            short(&self.arn),
+                            short(&next)
+                        ));
+                        if self.gated {
+                            ctx.note_deployment(self.name(), &next).await;
+                        }
+                        Ended::Follow(next)
+                    }
+                    Ok(Found::Other {
+                        arn,
+                        task_definition,
+                    }) => Ended::Result(ServiceResult {
+                        name: self.name().to_owned(),
+                        outcome: Outcome::Superseded,
+                        reason: superseded_reason(ctx, self.name(), &arn, &task_definition),
+                        deployment_arn: arn,
+                        status: ServiceStatus::Superseded,
+                    }),
+                    _ => {
+                        let events = self.events().await;
+                        Ended::Result(self.result(
+                            Outcome::Failed,
+                            format!(
+                                "ECS stopped the deployment without rolling back ({}); the service may run a mix of revisions: \
+                                 check `deployer status --env {env}`, then `deployer rollback --env {env}`{events}",
+                                view.best_reason(),
+                                env = ctx.env_name
+                            ),
+                            status,
+                        ))
+                    }
                 }
-                our_rollback = Some(Stop::new(
-                    Outcome::RolledBackSmoke,
-                    format!("during bake time: {f}"),
-                ));
-                continue;
             }
-        }
-        if Instant::now() >= deadline && our_rollback.is_none() {
-            let how = ecs::roll_back_in_flight(&ctx.ecs, &view).await;
-            ctx.report
-                .line(&format!("[{name}] timed out; rolling back: {how:?}"));
-            our_rollback = Some(Stop::new(
-                Outcome::TimedOut,
-                format!(
-                    "the deployment did not finish within {:?}",
-                    ctx.env.timeouts.deployment
-                ),
-            ));
-            continue;
-        }
-        // Reverts (ungated) run to completion even after Ctrl-C: they restore production.
-        if gated && ctx.cancelled() && our_rollback.is_none() {
-            let how = ecs::roll_back_in_flight(&ctx.ecs, &view).await;
-            ctx.report
-                .line(&format!("[{name}] interrupted; rolling back: {how:?}"));
-            return fail(
-                Outcome::Interrupted,
-                "interrupted (Ctrl-C / SIGTERM); the deployment was rolled back".into(),
-                &arn,
-                ServiceStatus::Deployment(ServiceDeploymentStatus::RollbackRequested),
-            );
-        }
-        if ctx.cancelled() {
-            tokio::time::sleep(poller.interval()).await;
-        } else {
-            tokio::select! {
-                _ = tokio::time::sleep(poller.interval()) => {}
-                _ = cancel.changed() => {}
+            _ => {
+                // ROLLBACK_SUCCESSFUL (or STOPPED after our stop).
+                if let Some(stop) = self.our_rollback.clone() {
+                    return Ended::Result(self.result(stop.outcome, stop.reason, status));
+                }
+                let why = view.ecs_failure().unwrap_or_else(|| {
+                    format!(
+                        "deployment ended {}: {}",
+                        view.status.as_str(),
+                        view.best_reason()
+                    )
+                });
+                let events = self.events().await;
+                Ended::Result(self.result(Outcome::RolledBackEcs, format!("{why}{events}"), status))
             }
         }
     }
+
+    /// After SUCCESSFUL: the agent gate of a rolling agent service, and, when production
+    /// checks never got a round during the traffic shift (a short bake), one round now.
+    async fn final_gates(&mut self) {
+        let ctx = self.ctx;
+        let svc = &self.plan.svc;
+        if svc.strategy == Strategy::Rolling
+            && let Some(kind) = &svc.agent_kind
+            && let Err(GateFailed(reason)) =
+                gates::agent_gate(ctx, kind, &self.plan.git_sha, ctx.env.timeouts.agent_gate).await
+        {
+            self.decide_rollback(Stop::new(Outcome::RolledBackSmoke, reason));
+            return;
+        }
+        if svc.strategy == Strategy::BlueGreen
+            && self.production_rounds == 0
+            && let Some(Err(GateFailed(f))) = gates::bake_check(ctx, svc, self.vars).await
+        {
+            self.decide_rollback(Stop::new(
+                Outcome::RolledBackSmoke,
+                format!("after the traffic shift: {f}"),
+            ));
+        }
+    }
+
+    /// The deployment ended SUCCESSFUL although we decided to roll back: deploy the previous
+    /// revision (ungated: it already proved itself) and say whether it went back.
+    async fn revert_after_success(&self, stop: Stop) -> ServiceResult {
+        self.line(&format!(
+            "the deployment ended SUCCESSFUL after the deployer decided to roll back ({}); reverting to {}",
+            stop.reason,
+            short_td(&self.plan.previous_td)
+        ));
+        let back = revert_plan(self.plan);
+        let r = Box::pin(deploy_service(self.ctx, &back, &Vars::default(), false)).await;
+        if r.outcome == Outcome::Succeeded {
+            self.result(stop.outcome, stop.reason, ServiceStatus::Reverted)
+        } else {
+            self.result(
+                Outcome::RollbackFailed,
+                format!(
+                    "{}; putting {} back failed: {}; production may run the new revision: check `deployer status --env {env}`, then `deployer rollback --env {env}`",
+                    stop.reason,
+                    short_td(&self.plan.previous_td),
+                    r.reason,
+                    env = self.ctx.env_name
+                ),
+                ServiceStatus::RevertFailed,
+            )
+        }
+    }
+
+    async fn events(&self) -> String {
+        let events = ecs::recent_events(&self.ctx.ecs, &self.ctx.env.cluster, self.name(), 5).await;
+        events
+            .iter()
+            .map(|e| format!("\n    event: {e}"))
+            .collect()
+    }
+}
+
+enum Ended {
+    Result(ServiceResult),
+    /// ECS replaced the deployment with another to our revision: follow that one.
+    Follow(String),
+}
+
+/// The plan that puts a service back on the revision it ran before `plan`.
+pub(crate) fn revert_plan(plan: &ServicePlan) -> ServicePlan {
+    ServicePlan {
+        svc: plan.svc.clone(),
+        target_td: plan.previous_td.clone(),
+        previous_td: plan.target_td.clone(),
+        git_sha: String::new(),
+        deployment_arn: None,
+    }
+}
+
+/// Which configured stage (`stages`, in ECS's order) a pause is at. `lifecycleStage` is used
+/// when ECS reports one of ours (what ECS reports while paused is not documented); otherwise the
+/// pauses are counted: ECS reaches the stages in order and pauses once at each. A re-attached
+/// follower knows earlier pauses only if ECS still lists finished hooks. `None` when it cannot be
+/// told: the caller fails closed.
+fn stage_of_pause(
+    stages: &[DeploymentLifecycleHookStage],
+    reported: Option<&Stage>,
+    handled: usize,
+    reattached: bool,
+    finished_hooks: usize,
+) -> Option<DeploymentLifecycleHookStage> {
+    if let Some(reported) = reported {
+        let as_hook_stage = DeploymentLifecycleHookStage::from(reported.as_str());
+        if stages.contains(&as_hook_stage) {
+            return Some(as_hook_stage);
+        }
+    }
+    let passed = if reattached && handled == 0 {
+        if stages.len() > 1 && finished_hooks == 0 {
+            return None;
+        }
+        finished_hooks
+    } else {
+        handled
+    };
+    stages.get(passed).cloned()
+}
+
+/// Production traffic is (being) shifted to the new revision.
+fn production_has_traffic(view: &DeploymentView) -> bool {
+    matches!(
+        view.stage,
+        Some(Stage::ProductionTrafficShift | Stage::PostProductionTrafficShift | Stage::BakeTime)
+    )
+}
+
+fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 fn now_f64() -> f64 {
     chrono::Utc::now().timestamp_millis() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DeploymentLifecycleHookStage as H;
+
+    #[test]
+    fn a_pause_gets_the_gate_of_the_stage_the_deployer_configured() {
+        let stages = [H::PostScaleUp, H::PostTestTrafficShift];
+        // Reported and ours: used.
+        assert_eq!(
+            stage_of_pause(&stages, Some(&Stage::PostTestTrafficShift), 0, false, 0),
+            Some(H::PostTestTrafficShift)
+        );
+        // Not reported (or reported as something else): counted.
+        assert_eq!(stage_of_pause(&stages, None, 0, false, 0), Some(H::PostScaleUp));
+        assert_eq!(
+            stage_of_pause(&stages, Some(&Stage::TestTrafficShift), 1, false, 0),
+            Some(H::PostTestTrafficShift)
+        );
+        // More pauses than configured stages: no gate, fail closed.
+        assert_eq!(stage_of_pause(&stages, None, 2, false, 0), None);
+        // Re-attached with nothing to count from: cannot tell.
+        assert_eq!(stage_of_pause(&stages, None, 0, true, 0), None);
+        assert_eq!(
+            stage_of_pause(&stages, None, 0, true, 1),
+            Some(H::PostTestTrafficShift)
+        );
+        assert_eq!(
+            stage_of_pause(&[H::PostTestTrafficShift], None, 0, true, 0),
+            Some(H::PostTestTrafficShift)
+        );
+    }
 }

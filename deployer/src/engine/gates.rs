@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_ecs::types::ServiceDeploymentLifecycleStage as Stage;
+use aws_sdk_ecs::types::DeploymentLifecycleHookStage as Stage;
 use serde_json::Value;
 
 use super::Ctx;
@@ -118,28 +118,37 @@ pub(crate) async fn agent_gate(
     }
 }
 
-/// Runs the gate for a hook paused at `stage`: `Ok` = CONTINUE.
+/// Runs the gate for a pause at the configured `stage`: `Ok` = CONTINUE. Before production
+/// traffic moves the checks run against the test listener; after it, against production. At
+/// POST_SCALE_UP (no traffic yet) an agent service gets the agent gate.
 pub(crate) async fn gate_for_hook(
     ctx: &Ctx,
     svc: &Service,
     git_sha: &str,
-    stage: Option<&Stage>,
+    stage: &Stage,
     vars: &Vars,
 ) -> Result<(), GateFailed> {
     let (place, url) = match stage {
-        Some(Stage::PostTestTrafficShift | Stage::TestTrafficShift) => {
+        Stage::PostTestTrafficShift | Stage::TestTrafficShift | Stage::PreProductionTrafficShift => {
             (SmokeTarget::Test, ctx.env.urls.test.clone())
         }
-        Some(Stage::PostProductionTrafficShift | Stage::ProductionTrafficShift) => {
+        Stage::PostProductionTrafficShift | Stage::ProductionTrafficShift => {
             (SmokeTarget::Production, ctx.env.urls.production.clone())
         }
-        Some(Stage::PostScaleUp) => {
+        Stage::PostScaleUp => {
             if let Some(kind) = &svc.agent_kind {
-                return agent_gate(ctx, kind, git_sha, Duration::from_secs(60)).await;
+                return agent_gate(ctx, kind, git_sha, ctx.env.timeouts.agent_gate).await;
             }
             return Ok(());
         }
-        _ => return Ok(()),
+        // Before the new revision runs there is nothing to check.
+        Stage::ReconcileService | Stage::PreScaleUp => return Ok(()),
+        other => {
+            return Err(GateFailed(format!(
+                "the deployment paused at {}, a stage the deployer has no gate for; failing closed",
+                other.as_str()
+            )));
+        }
     };
     let checks = ctx.smoke_checks(svc, place);
     if checks.is_empty() {
@@ -149,7 +158,7 @@ pub(crate) async fn gate_for_hook(
         return Err(GateFailed(format!(
             "smoke checks for {} at {} need urls.{} in environment {}",
             svc.name,
-            stage.map(|s| s.as_str()).unwrap_or("-"),
+            stage.as_str(),
             if place == SmokeTarget::Test {
                 "test"
             } else {
@@ -158,11 +167,7 @@ pub(crate) async fn gate_for_hook(
             ctx.env_name
         )));
     };
-    let label = format!(
-        "{} @ {}",
-        svc.name,
-        stage.map(|s| s.as_str()).unwrap_or("-")
-    );
+    let label = format!("{} @ {}", svc.name, stage.as_str());
     let rep = smoke::run_all(&ctx.http, &url, &checks, vars)
         .await
         .map_err(|e| GateFailed(format!("{e:#}")))?;

@@ -4,16 +4,18 @@
 //! with an AWS error instead: nothing else could be checked.
 //!
 //! `release` runs the subset that must hold for it to start ([`for_release`]: cluster ACTIVE,
-//! every service exists), built on the same reads; the image is resolved by the release itself
-//! (it may build it), in-flight deployments are checked under the lock. Strategy, load balancer
-//! and listener checks stay `verify`'s: a release reconfigures the service's deployment
-//! strategy itself.
+//! every service exists with the ECS deployment controller, blue/green services have their
+//! load balancer's advancedConfiguration), built on the same reads and run before the
+//! migration, so nothing that would make UpdateService fail is found after it. The image is
+//! resolved by the release itself (it may build it), in-flight deployments are checked under
+//! the lock. Target-group and listener checks stay `verify`'s: a release reconfigures the
+//! service's deployment strategy itself.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::error::SdkError as EcsSdkError;
 use aws_sdk_ecs::operation::list_service_deployments::ListServiceDeploymentsError;
-use aws_sdk_ecs::types::Service as EcsService;
+use aws_sdk_ecs::types::{DeploymentControllerType, Service as EcsService};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
@@ -333,15 +335,24 @@ async fn check_load_balancer(
         return Ok(());
     };
     let name = format!("service {} load balancer", svc.name);
+    // ECS swaps the pair after every successful blue/green deployment: the service serves
+    // from either group, and the alternate is then the other one.
+    let pair: Vec<&str> = [
+        Some(lb.target_group_arn.as_str()),
+        lb.alternate_target_group_arn.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let found = s
         .load_balancers()
         .iter()
-        .find(|l| l.target_group_arn() == Some(lb.target_group_arn.as_str()));
+        .find(|l| l.target_group_arn().is_some_and(|tg| pair.contains(&tg)));
     match found {
         None => r.fail(
             name,
             format!(
-                "the service is not attached to target group {}",
+                "the service is not attached to target group {} (nor to its alternate)",
                 lb.target_group_arn
             ),
         ),
@@ -363,11 +374,14 @@ async fn check_load_balancer(
             }
             if svc.strategy == Strategy::BlueGreen {
                 let adv = l.advanced_configuration();
+                // The alternate is whichever of the pair is not serving now.
+                let primary = l.target_group_arn().unwrap_or_default();
+                let other = pair.iter().copied().find(|tg| *tg != primary);
                 for (field, have, want) in [
                     (
                         "alternateTargetGroupArn",
                         adv.and_then(|a| a.alternate_target_group_arn()),
-                        lb.alternate_target_group_arn.as_deref(),
+                        other,
                     ),
                     (
                         "productionListenerRule",
@@ -399,7 +413,9 @@ async fn check_load_balancer(
                     name,
                     format!(
                         "{}:{} via {}",
-                        lb.container_name, lb.container_port, lb.target_group_arn
+                        lb.container_name,
+                        lb.container_port,
+                        l.target_group_arn().unwrap_or_default()
                     ),
                 );
             } else {
@@ -559,15 +575,27 @@ pub(crate) async fn for_release(ctx: &Ctx) -> Step<BTreeMap<String, String>> {
     let mut problems = Vec::new();
     let mut current = BTreeMap::new();
     for svc in &ctx.env.services {
-        match live.get(&svc.name).and_then(|s| s.task_definition()) {
+        let Some(live_svc) = live.get(&svc.name) else {
+            problems.push(format!(
+                "service {} does not exist in cluster {} (terraform apply creates it)",
+                svc.name, ctx.env.cluster
+            ));
+            continue;
+        };
+        // Before the migration runs: what would make UpdateService fail after it.
+        if let Some(problem) = update_blocker(svc, live_svc) {
+            problems.push(problem);
+            continue;
+        }
+        match live_svc.task_definition() {
             Some(td) => {
                 ctx.report
                     .line(&format!("pass  service {} runs {}", svc.name, short_td(td)));
                 current.insert(svc.name.clone(), td.to_owned());
             }
             None => problems.push(format!(
-                "service {} does not exist in cluster {} (terraform apply creates it)",
-                svc.name, ctx.env.cluster
+                "service {} has no task definition (was it created by terraform apply?)",
+                svc.name
             )),
         }
     }
@@ -576,6 +604,50 @@ pub(crate) async fn for_release(ctx: &Ctx) -> Step<BTreeMap<String, String>> {
     } else {
         Err(fail(problems))
     }
+}
+
+/// What would make the release's UpdateService fail for `svc`: a deployment controller other
+/// than ECS (CODE_DEPLOY/EXTERNAL services reject task-definition updates), or a blue/green
+/// service whose load balancer has no advancedConfiguration (ECS needs the alternate target
+/// group and listener rules to shift traffic).
+fn update_blocker(svc: &crate::config::Service, live: &EcsService) -> Option<String> {
+    let controller = live
+        .deployment_controller()
+        .map(|c| c.r#type().clone())
+        .unwrap_or(DeploymentControllerType::Ecs);
+    if controller != DeploymentControllerType::Ecs {
+        return Some(format!(
+            "service {} uses the {} deployment controller; ECS rejects task-definition updates there and the deployer releases with ECS-native deployments. \
+             Recreate the service with deployment_controller ECS (terraform), or deploy it with its own controller",
+            svc.name,
+            controller.as_str()
+        ));
+    }
+    if svc.strategy == Strategy::BlueGreen
+        && let Some(lb) = &svc.load_balancer
+    {
+        let attached = live.load_balancers().iter().find(|l| {
+            l.target_group_arn().is_some_and(|tg| {
+                tg == lb.target_group_arn || lb.alternate_target_group_arn.as_deref() == Some(tg)
+            })
+        });
+        match attached {
+            None => {
+                return Some(format!(
+                    "service {} is not attached to target group {} (or its alternate); terraform apply attaches it",
+                    svc.name, lb.target_group_arn
+                ));
+            }
+            Some(l) if l.advanced_configuration().is_none() => {
+                return Some(format!(
+                    "service {} has no advancedConfiguration on its load balancer; a BLUE_GREEN deployment needs the alternate target group, the listener rules and the role (terraform sets them)",
+                    svc.name
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    None
 }
 
 /// Under the lock: no service of the environment has a deployment in flight.

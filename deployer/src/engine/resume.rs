@@ -110,10 +110,12 @@ async fn resume_body(ctx: &Ctx, rec: &mut ReleaseRecord) -> Step<()> {
             if let Some(r) = rec.service_mut(&svc.name) {
                 r.status = ServiceStatus::Deployment(v.status.clone());
             }
-            failed = Some(Stop::new(
-                Outcome::RolledBackEcs,
-                format!("{}: {why}", svc.name),
-            ));
+            let outcome = if v.status == ServiceDeploymentStatus::RollbackFailed {
+                Outcome::RollbackFailed
+            } else {
+                Outcome::RolledBackEcs
+            };
+            failed = Some(Stop::new(outcome, format!("{}: {why}", svc.name)));
         } else {
             plans.push(plan);
         }
@@ -128,17 +130,33 @@ async fn resume_body(ctx: &Ctx, rec: &mut ReleaseRecord) -> Step<()> {
                 let _ = ecs::roll_back_in_flight(&ctx.ecs, &v).await;
             }
         }
-        revert(ctx, &done_ok, rec).await;
-        return Err(stop);
+        return Err(with_reverts(ctx, stop, revert(ctx, &done_ok, rec).await));
     }
     // Services that finished before the first process died need nothing, but a later failure
     // must revert them too.
     let vars = smoke_vars(ctx, rec);
-    let result = deploy_all(ctx, &plans, &vars, rec).await;
-    if result.is_err() {
-        revert(ctx, &done_ok, rec).await;
+    match deploy_all(ctx, &plans, &vars, rec).await {
+        Err(stop) if stop.outcome != Outcome::Superseded => {
+            Err(with_reverts(ctx, stop, revert(ctx, &done_ok, rec).await))
+        }
+        other => other,
     }
-    result
+}
+
+/// A stop, made a rollback failure when reverts failed.
+fn with_reverts(ctx: &Ctx, stop: Stop, failed: Vec<String>) -> Stop {
+    if failed.is_empty() {
+        return stop;
+    }
+    Stop::new(
+        stop.outcome.worst(Outcome::RollbackFailed),
+        format!(
+            "{}\n{}\nproduction may run a mix of revisions: check `deployer status --env {env}`, then `deployer rollback --env {env}`",
+            stop.reason,
+            failed.join("\n"),
+            env = ctx.env_name
+        ),
+    )
 }
 
 /// Closes a record whose process died and whose deployments all ended (used by `status`);

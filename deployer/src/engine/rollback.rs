@@ -21,10 +21,16 @@ use crate::state::audit::{
 };
 use crate::state::history;
 
-/// Follows deployments we asked ECS to roll back until they end; true if all rolled back.
-async fn follow_rollbacks(ctx: &Ctx, arns: &[(String, String)], timeout: Duration) -> bool {
+/// Follows deployments we asked ECS to roll back until they end: whether all rolled back, and
+/// whether any ended ROLLBACK_FAILED.
+async fn follow_rollbacks(
+    ctx: &Ctx,
+    arns: &[(String, String)],
+    timeout: Duration,
+) -> (bool, bool) {
     let deadline = Instant::now() + timeout;
     let mut all_ok = true;
+    let mut any_failed = false;
     for (svc, arn) in arns {
         let mut poller = Poller::new();
         loop {
@@ -38,6 +44,7 @@ async fn follow_rollbacks(ctx: &Ctx, arns: &[(String, String)], timeout: Duratio
                         ));
                     }
                     if v.is_terminal() {
+                        any_failed |= v.status == ServiceDeploymentStatus::RollbackFailed;
                         all_ok &= matches!(
                             v.status,
                             ServiceDeploymentStatus::RollbackSuccessful
@@ -57,7 +64,7 @@ async fn follow_rollbacks(ctx: &Ctx, arns: &[(String, String)], timeout: Duratio
             tokio::time::sleep(poller.interval()).await;
         }
     }
-    all_ok
+    (all_ok, any_failed)
 }
 
 fn service_names(ctx: &Ctx) -> Vec<String> {
@@ -165,7 +172,7 @@ async fn roll_back_in_flight(ctx: &Ctx, flights: &[(String, String)]) -> Step<()
             Err(e) => ctx.report.line(&format!("[{svc}] failed: {e:#}")),
         }
     }
-    let ok = follow_rollbacks(ctx, &rolled, ctx.env.timeouts.deployment).await;
+    let (ok, rollback_failed) = follow_rollbacks(ctx, &rolled, ctx.env.timeouts.deployment).await;
     let mut rec = ReleaseRecord::start(&ctx.env_name, ReleaseKind::Rollback, "", "");
     rec.reason = format!("rolled back {} in-flight deployment(s)", rolled.len());
     rec.services = rolled
@@ -179,6 +186,8 @@ async fn roll_back_in_flight(ctx: &Ctx, flights: &[(String, String)]) -> Step<()
         .collect();
     let outcome = if ok && rolled.len() == flights.len() {
         Outcome::Succeeded
+    } else if rollback_failed {
+        Outcome::RollbackFailed
     } else {
         Outcome::Failed
     };

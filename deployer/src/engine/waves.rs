@@ -2,7 +2,7 @@
 //! `release.max_parallel` at a time) and putting back the ones that had moved when a later one
 //! fails.
 
-use super::deploy::{ServicePlan, deploy_service};
+use super::deploy::{ServicePlan, deploy_service, revert_plan};
 use super::smoke::Vars;
 use super::{Ctx, Outcome, Step, Stop};
 use crate::aws::ecs::short_td;
@@ -20,10 +20,16 @@ pub(crate) fn smoke_vars(ctx: &Ctx, rec: &ReleaseRecord) -> Vars {
 }
 
 /// Puts services that already moved back on their previous task definition (hooks continue
-/// without gates: the previous revision already proved itself), and marks them in the record.
-pub(crate) async fn revert(ctx: &Ctx, plans: &[ServicePlan], rec: &mut ReleaseRecord) {
+/// without gates: the previous revision already proved itself), and marks in the record what
+/// actually went back. Returns the services whose revert failed, with why.
+pub(crate) async fn revert(
+    ctx: &Ctx,
+    plans: &[ServicePlan],
+    rec: &mut ReleaseRecord,
+) -> Vec<String> {
+    let mut failed = Vec::new();
     if plans.is_empty() {
-        return;
+        return failed;
     }
     ctx.report.stage("Revert services that had already moved");
     for p in plans {
@@ -32,22 +38,38 @@ pub(crate) async fn revert(ctx: &Ctx, plans: &[ServicePlan], rec: &mut ReleaseRe
             p.svc.name,
             short_td(&p.previous_td)
         ));
-        let back = ServicePlan {
-            svc: p.svc.clone(),
-            target_td: p.previous_td.clone(),
-            previous_td: p.target_td.clone(),
-            git_sha: String::new(),
-            deployment_arn: None,
-        };
-        let r = deploy_service(ctx, &back, &Vars::default(), false).await;
+        let r = deploy_service(ctx, &revert_plan(p), &Vars::default(), false).await;
+        let went_back = r.outcome == Outcome::Succeeded;
         ctx.report.line(&format!(
-            "[{}] revert: {} {}",
-            p.svc.name, r.status, r.reason
+            "[{}] revert {}: {} {}",
+            p.svc.name,
+            if went_back { "done" } else { "FAILED" },
+            r.status,
+            r.reason
         ));
+        if !went_back {
+            failed.push(format!(
+                "{}: the revert to {} failed: {}",
+                p.svc.name,
+                short_td(&p.previous_td),
+                r.reason
+            ));
+        }
+        let status = if went_back {
+            ServiceStatus::Reverted
+        } else {
+            ServiceStatus::RevertFailed
+        };
+        if let Some(open) = ctx.open_record.lock().expect("open record").as_mut()
+            && let Some(s) = open.service_mut(&p.svc.name)
+        {
+            s.status = status.clone();
+        }
         if let Some(s) = rec.service_mut(&p.svc.name) {
-            s.status = ServiceStatus::Reverted;
+            s.status = status;
         }
     }
+    failed
 }
 
 /// Deploys the plans in waves; on the first failure stops, and reverts services that had
@@ -98,6 +120,25 @@ pub(crate) async fn deploy_all(
     if outcome == Outcome::Succeeded {
         return Ok(());
     }
-    revert(ctx, &done, rec).await;
+    if outcome == Outcome::Superseded {
+        // Someone else is deploying this environment: reverting would fight them.
+        if !done.is_empty() {
+            let names: Vec<&str> = done.iter().map(|p| p.svc.name.as_str()).collect();
+            reasons.push(format!(
+                "not reverted (they run this release): {}",
+                names.join(", ")
+            ));
+        }
+        return Err(Stop::new(outcome, reasons.join("\n")));
+    }
+    let failed = revert(ctx, &done, rec).await;
+    if !failed.is_empty() {
+        outcome = outcome.worst(Outcome::RollbackFailed);
+        reasons.extend(failed);
+        reasons.push(format!(
+            "production may run a mix of revisions: check `deployer status --env {env}`, then `deployer rollback --env {env}`",
+            env = ctx.env_name
+        ));
+    }
     Err(Stop::new(outcome, reasons.join("\n")))
 }

@@ -86,6 +86,10 @@ pub enum ServiceStatus {
     Reverted,
     /// An in-flight deployment `deployer rollback` rolled back.
     RolledBack,
+    /// A revert was attempted and did not put the previous revision back.
+    RevertFailed,
+    /// Another deployment (not this release's) took over the service.
+    Superseded,
 }
 
 impl From<ServiceStatus> for String {
@@ -102,6 +106,8 @@ impl From<String> for ServiceStatus {
             "GATE_FAILED" | "SUCCESSFUL (gate failed)" => ServiceStatus::GateFailed,
             "REVERTED" => ServiceStatus::Reverted,
             "ROLLED_BACK" => ServiceStatus::RolledBack,
+            "REVERT_FAILED" => ServiceStatus::RevertFailed,
+            "SUPERSEDED" => ServiceStatus::Superseded,
             other => ServiceStatus::Deployment(ServiceDeploymentStatus::from(other)),
         }
     }
@@ -115,6 +121,8 @@ impl std::fmt::Display for ServiceStatus {
             ServiceStatus::GateFailed => "GATE_FAILED",
             ServiceStatus::Reverted => "REVERTED",
             ServiceStatus::RolledBack => "ROLLED_BACK",
+            ServiceStatus::RevertFailed => "REVERT_FAILED",
+            ServiceStatus::Superseded => "SUPERSEDED",
         })
     }
 }

@@ -26,6 +26,12 @@ pub enum Outcome {
     Interrupted,
     /// Anything else (AWS errors, …).
     Failed,
+    /// Another deployment, not this release's, took over a service (another actor's
+    /// UpdateService); the deployer rolled nothing back.
+    Superseded,
+    /// A rollback failed (ROLLBACK_FAILED, or a revert that did not go back): production may
+    /// run a mix of revisions.
+    RollbackFailed,
 }
 
 /// One row of the outcome table.
@@ -38,7 +44,7 @@ struct Info {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Succeeded,
         Outcome::RolledBackSmoke,
         Outcome::RolledBackEcs,
@@ -50,6 +56,8 @@ impl Outcome {
         Outcome::MigrationFailed,
         Outcome::Interrupted,
         Outcome::Failed,
+        Outcome::Superseded,
+        Outcome::RollbackFailed,
     ];
 
     #[rustfmt::skip]
@@ -67,6 +75,8 @@ impl Outcome {
             MigrationFailed => (Code::MigrationFailed, "migration_failed", "stopped: the migration failed (no service changed)", 1),
             Interrupted => (Code::Interrupted, "interrupted", "interrupted (in-flight deployments rolled back)", 6),
             Failed => (Code::Aws, "failed", "failed", 2),
+            Superseded => (Code::Superseded, "superseded", "stopped: another deployment took over (nothing rolled back)", 7),
+            RollbackFailed => (Code::RollbackFailed, "rollback_failed", "ROLLBACK FAILED: production may run a mix of revisions", 8),
         };
         Info { code, name, describe, rank }
     }

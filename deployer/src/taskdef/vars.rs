@@ -81,7 +81,9 @@ pub fn for_service(
     match service {
         Some(svc) => {
             m.insert("service".into(), s(&svc.name));
-            m.insert("desired_count".into(), Value::from(svc.desired_count));
+            if let Some(n) = svc.desired_count {
+                m.insert("desired_count".into(), Value::from(n));
+            }
             if let Some(k) = &svc.agent_kind {
                 m.insert("agent_kind".into(), s(k));
             }

@@ -5,6 +5,7 @@ mod cli;
 mod harness;
 mod json_errors;
 mod release_bench;
+mod release_fidelity;
 mod release_flow;
 mod release_plugin;
 mod release_recovery;

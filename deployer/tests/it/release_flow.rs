@@ -85,8 +85,8 @@ async fn smoke_failure_during_bake_rolls_back() {
 }
 
 /// A release with `fault` injected is rolled back by ECS itself, for a reason naming `reason`.
-async fn assert_ecs_rollback(fault: serde_json::Value, reason: &str) {
-    let (w, _new, out) = release_new(Options::default(), &[fault]).await;
+async fn assert_ecs_rollback(opts: Options, fault: serde_json::Value, reason: &str) {
+    let (w, _new, out) = release_new(opts, &[fault]).await;
     assert_exit(&out, Code::RolledBackEcs);
     assert_failed_release(&w, Outcome::RolledBackEcs, &[reason]).await;
 }
@@ -94,16 +94,32 @@ async fn assert_ecs_rollback(fault: serde_json::Value, reason: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn circuit_breaker_trip_is_an_ecs_rollback() {
     let fault = serde_json::json!({"kind": "circuit_breaker", "service": "agent-scaffold"});
-    assert_ecs_rollback(fault, "circuit breaker").await;
+    assert_ecs_rollback(Options::default(), fault, "circuit breaker").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarm_during_bake_is_an_ecs_rollback_and_reverts_moved_services() {
+    // The alarm is configured on the service (by Terraform): only then can it roll back.
+    let terraform = aws_sdk_ecs::types::DeploymentConfiguration::builder()
+        .strategy(aws_sdk_ecs::types::DeploymentStrategy::BlueGreen)
+        .bake_time_in_minutes(1)
+        .alarms(
+            aws_sdk_ecs::types::DeploymentAlarms::builder()
+                .enable(true)
+                .rollback(true)
+                .alarm_names("platform-5xx")
+                .build(),
+        )
+        .build();
+    let opts = Options {
+        load_balanced_configuration: Some(terraform),
+        ..Options::default()
+    };
     let fault =
         serde_json::json!({"kind": "alarm", "service": "orchestrator", "alarm": "platform-5xx"});
     // The agents had already moved to the new revision: they are put back too (every service
     // on the old revision).
-    assert_ecs_rollback(fault, "platform-5xx").await;
+    assert_ecs_rollback(opts, fault, "platform-5xx").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

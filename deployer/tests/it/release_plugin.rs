@@ -33,6 +33,9 @@ async fn wait_view(
 
 /// Points service `orc` at `td`; returns the new service deployment (not one of `known`).
 async fn update_to(ecs: &aws_sdk_ecs::Client, td: &str, known: &[String]) -> String {
+    let since = aws_sdk_ecs::primitives::DateTime::from(
+        std::time::SystemTime::now() - Duration::from_secs(5),
+    );
     ecs.update_service()
         .cluster("c")
         .service("orc")
@@ -40,9 +43,13 @@ async fn update_to(ecs: &aws_sdk_ecs::Client, td: &str, known: &[String]) -> Str
         .send()
         .await
         .unwrap();
-    wait_for_new_deployment(ecs, "c", "orc", known, Duration::from_secs(5))
+    match find_deployment(ecs, "c", "orc", td, since, known, Duration::from_secs(10))
         .await
         .unwrap()
+    {
+        Found::Ours(arn) => arn,
+        other => panic!("not our deployment: {other:?}"),
+    }
 }
 
 #[tokio::test]

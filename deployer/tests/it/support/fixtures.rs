@@ -72,6 +72,23 @@ pub async fn plugin_fault(aws: &TestAws, body: serde_json::Value) {
     control(aws, "/_plugin/faults", for_account(aws, body)).await;
 }
 
+/// Resets the emulator's per-action ECS call counters of this account.
+pub async fn reset_plugin_calls(aws: &TestAws) {
+    let resp = reqwest::Client::new()
+        .delete(format!(
+            "{}/_plugin/calls?account={}",
+            aws.endpoint, aws.account_id
+        ))
+        .send()
+        .await
+        .expect("the moto lifecycle plugin's /_plugin/calls");
+    assert!(
+        resp.status().is_success(),
+        "DELETE /_plugin/calls: {}",
+        resp.status()
+    );
+}
+
 /// The plugin's state for this account (pending faults, …).
 pub async fn plugin_state(aws: &TestAws) -> serde_json::Value {
     reqwest::get(format!(
@@ -165,6 +182,82 @@ pub async fn create_service(
         .send()
         .await
         .expect("CreateService");
+}
+
+/// The blue/green pair and listener rules of a load-balanced service, as Terraform makes them.
+pub struct LoadBalancerPair {
+    pub blue: String,
+    pub green: String,
+    pub production_rule: String,
+    pub test_rule: String,
+    pub role: String,
+}
+
+impl LoadBalancerPair {
+    pub fn new(account: &str) -> Self {
+        let elb = format!("arn:aws:elasticloadbalancing:us-east-1:{account}");
+        Self {
+            blue: format!("{elb}:targetgroup/blue/1"),
+            green: format!("{elb}:targetgroup/green/2"),
+            production_rule: format!("{elb}:listener-rule/app/lb/1/2/3"),
+            test_rule: format!("{elb}:listener-rule/app/lb/1/4/5"),
+            role: format!("arn:aws:iam::{account}:role/ecs-infrastructure"),
+        }
+    }
+}
+
+/// Creates a load-balanced service the way Terraform does (target group, advancedConfiguration
+/// with the alternate group, listener rules and role, BLUE_GREEN) with `desired` tasks.
+pub async fn create_load_balanced_service(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    name: &str,
+    task_definition: &str,
+    desired: i32,
+    lb: &LoadBalancerPair,
+    configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
+) {
+    let balancer = aws_sdk_ecs::types::LoadBalancer::builder()
+        .target_group_arn(&lb.blue)
+        .container_name(name)
+        .container_port(3000)
+        .advanced_configuration(
+            aws_sdk_ecs::types::AdvancedConfiguration::builder()
+                .alternate_target_group_arn(&lb.green)
+                .production_listener_rule(&lb.production_rule)
+                .test_listener_rule(&lb.test_rule)
+                .role_arn(&lb.role)
+                .build(),
+        )
+        .build();
+    ecs.create_service()
+        .cluster(cluster)
+        .service_name(name)
+        .task_definition(task_definition)
+        .desired_count(desired)
+        .load_balancers(balancer)
+        .set_deployment_configuration(configuration)
+        .send()
+        .await
+        .expect("CreateService (load balanced)");
+}
+
+/// The service as DescribeServices shows it.
+pub async fn describe_service(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    name: &str,
+) -> aws_sdk_ecs::types::Service {
+    ecs.describe_services()
+        .cluster(cluster)
+        .services(name)
+        .send()
+        .await
+        .expect("DescribeServices")
+        .services()
+        .first()
+        .cloned()
+        .expect("the service")
 }
 
 /// The task definition a service runs.

@@ -23,7 +23,7 @@ pub use deployer::{
         DeploymentView, continue_hook, describe as describe_deployment, list_deployments,
         roll_back_in_flight,
     },
-    aws::follow::wait_for_new_deployment,
+    aws::follow::{Found, find_deployment},
     engine::median,
     exit::Code,
     state::audit::{RecordOutcome, ReleaseKind, ReleaseRecord},

@@ -10,9 +10,9 @@ use aws_sdk_ecs::types::{KeyValuePair, Tag};
 use test_support::TestAws;
 
 use super::{
-    Background, Deployer, ReleaseRecord, Target, container, create_repo, create_service,
-    fresh_account, plugin_config, plugin_fault, put_image, register, service_task_definition,
-    spawn_target,
+    Background, Deployer, LoadBalancerPair, ReleaseRecord, Target, container,
+    create_load_balanced_service, create_repo, create_service, fresh_account, plugin_config,
+    plugin_fault, put_image, register, service_task_definition, spawn_target,
 };
 
 pub const OLD_SHA: &str = "0000000000000000000000000000000000000aaa";
@@ -53,6 +53,24 @@ pub struct Options {
     pub deployment_timeout: &'static str,
     pub max_parallel: u32,
     pub stage_seconds: f64,
+    /// The services' desired count when created (what Terraform or autoscaling set).
+    pub desired: i32,
+    /// More emulator settings for the account (knobs of docs/moto-plugin.md), over the profile.
+    pub emulator: serde_json::Value,
+    /// The load-balanced service's deploymentConfiguration as Terraform created it.
+    pub load_balanced_configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
+    /// `timeouts.agent_gate`.
+    pub agent_gate: &'static str,
+}
+
+/// The emulator profile every release test runs under: `DEPLOYER_TEST_EMULATOR_PROFILE`, by
+/// default "strict" (finished hooks not listed, no stage while paused, list lag, duplicate
+/// deployments): what AWS leaves unspecified, set the inconvenient way.
+pub fn emulator_profile() -> String {
+    std::env::var("DEPLOYER_TEST_EMULATOR_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "strict".into())
 }
 
 impl Default for Options {
@@ -67,6 +85,10 @@ impl Default for Options {
             deployment_timeout: "60s",
             max_parallel: 2,
             stage_seconds: 0.05,
+            desired: 1,
+            emulator: serde_json::json!({}),
+            load_balanced_configuration: None,
+            agent_gate: "3s",
         }
     }
 }
@@ -142,6 +164,7 @@ deployment = "{dt}"
 migration = "30s"
 hook = "{hook}"
 lock_ttl = "30s"
+agent_gate = "{gate}"
 
 [environments.test.release]
 max_parallel = {mp}
@@ -161,6 +184,7 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
         retries = opts.retries,
         cs = opts.consecutive_successes,
         mp = opts.max_parallel,
+        gate = opts.agent_gate,
     );
     if opts.migration {
         toml.push_str("\n[environments.test.migration]\ntemplate = \"migration\"\n");
@@ -169,14 +193,22 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
         let (strategy, extra) = match s.kind {
             "blue_green" => (
                 "blue_green",
-                format!(
-                    "bake_time = \"{}\"\nload_balancer = {{ container_name = \"{n}\", container_port = 3000, target_group_arn = \"arn:aws:elasticloadbalancing:us-east-1:{a}:targetgroup/blue/1\", alternate_target_group_arn = \"arn:aws:elasticloadbalancing:us-east-1:{a}:targetgroup/green/2\" }}\n",
-                    opts.bake,
-                    n = s.name,
-                    a = account
-                ),
+                {
+                    let lb = LoadBalancerPair::new(account);
+                    format!(
+                        "bake_time = \"{}\"\nload_balancer = {{ container_name = \"{n}\", container_port = 3000, target_group_arn = \"{blue}\", alternate_target_group_arn = \"{green}\", production_listener_rule = \"{prod}\", test_listener_rule = \"{test}\", role_arn = \"{role}\" }}\n",
+                        opts.bake,
+                        n = s.name,
+                        blue = lb.blue,
+                        green = lb.green,
+                        prod = lb.production_rule,
+                        test = lb.test_rule,
+                        role = lb.role,
+                    )
+                },
             ),
             "headless" => ("blue_green", String::new()),
+            "rolling_agent" => ("rolling", "agent_kind = \"scaffold\"\n".to_owned()),
             _ => ("rolling", String::new()),
         };
         toml.push_str(&format!(
@@ -206,16 +238,19 @@ impl World {
 
     pub async fn with_services(opts: Options, services: &'static [Service]) -> World {
         let aws = fresh_account().await;
-        plugin_config(
-            &aws,
-            serde_json::json!({
-                "stage_seconds": opts.stage_seconds,
-                "minute_seconds": opts.minute_seconds,
-                "run_task_seconds": 0.2,
-                "rollback_seconds": 0.1,
-            }),
-        )
-        .await;
+        let mut emulator = serde_json::json!({
+            "profile": emulator_profile(),
+            "stage_seconds": opts.stage_seconds,
+            "minute_seconds": opts.minute_seconds,
+            "run_task_seconds": 0.2,
+            "rollback_seconds": 0.1,
+        });
+        if let Some(extra) = opts.emulator.as_object() {
+            for (k, v) in extra {
+                emulator[k] = v.clone();
+            }
+        }
+        plugin_config(&aws, emulator).await;
         let ecs = aws_sdk_ecs::Client::new(&aws.config);
         let ecr = aws_sdk_ecr::Client::new(&aws.config);
         let repo_uri = create_repo(&aws, "platform").await;
@@ -239,7 +274,21 @@ impl World {
                 .build();
             let tag = Tag::builder().key("git_sha").value(OLD_SHA).build();
             let td = register(&ecs, s.name, c, &[tag]).await;
-            create_service(&ecs, &cluster, s.name, &td, 1).await;
+            if s.kind == "blue_green" {
+                let lb = LoadBalancerPair::new(&aws.account_id);
+                create_load_balanced_service(
+                    &ecs,
+                    &cluster,
+                    s.name,
+                    &td,
+                    opts.desired,
+                    &lb,
+                    opts.load_balanced_configuration.clone(),
+                )
+                .await;
+            } else {
+                create_service(&ecs, &cluster, s.name, &td, opts.desired).await;
+            }
         }
         let dir = tempfile::tempdir().unwrap();
         let templates = dir.path().join("templates");
