@@ -113,7 +113,7 @@ class Account:
             aws_access_key_id=self.id,
             aws_secret_access_key="testing",
             # no client-side checks: the Rust SDK sends what boto3 would refuse (timeoutInMinutes 0)
-            config=Config(retries={"max_attempts": retries, "mode": "standard"}, parameter_validation=False),
+            config=Config(retries={"total_max_attempts": retries, "mode": "standard"}, parameter_validation=False),
         )
 
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
