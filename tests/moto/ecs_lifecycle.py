@@ -109,7 +109,7 @@ def _call_action(self):
 
 def _create_service(self):
     config = self._get_param("deploymentConfiguration")
-    validate_deployment_configuration(config)
+    validate_deployment_configuration(config, cfg.get(self.current_account, "lambda_role_required"))
     result = _orig_create_service(self)
     service = result.result["service"] if isinstance(result, ActionResult) else None
     if service is None:
@@ -137,7 +137,7 @@ def _update_service(self):
     if sent is not None:
         mode = cfg.get(self.current_account, "deployment_configuration_update")
         merged = merge_deployment_configuration(getattr(service, "deployment_configuration", None), sent, mode)
-        validate_deployment_configuration(merged)
+        validate_deployment_configuration(merged, cfg.get(self.current_account, "lambda_role_required"))
     previous = service.task_definition
     requested = request.get("taskDefinition")
     force = bool(request.get("forceNewDeployment"))

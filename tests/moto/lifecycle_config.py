@@ -37,6 +37,9 @@ BASE: dict[str, Any] = {
     # UpdateService with a partial deploymentConfiguration: "merge" keeps the fields the request
     # omits, "replace" resets them (AWS does not document which; see docs/moto-plugin.md)
     "deployment_configuration_update": "merge",
+    # whether CreateService/UpdateService refuse an AWS_LAMBDA hook without roleArn (the model
+    # only says hookTargetArn is required)
+    "lambda_role_required": True,
     # token buckets: {"<Action or *>": {"rate": tokens/s, "burst": bucket size}}
     "throttle": {},
 }
@@ -102,7 +105,7 @@ def _check(key: str, value: Any) -> Any:
         if value not in DC_UPDATE_VALUES:
             raise ValueError(f"deployment_configuration_update must be one of {list(DC_UPDATE_VALUES)}")
         return value
-    if key in ("list_finished_hooks", "duplicate_deployments"):
+    if key in ("list_finished_hooks", "duplicate_deployments", "lambda_role_required"):
         if not isinstance(value, bool):
             raise ValueError(f"{key} must be true or false")
         return value

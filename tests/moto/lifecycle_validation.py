@@ -37,8 +37,10 @@ TIMEOUT_MIN, TIMEOUT_MAX = 1, 20160
 STRATEGIES = ("ROLLING", "BLUE_GREEN", "LINEAR", "CANARY")
 
 
-def validate_deployment_configuration(config: dict[str, Any] | None) -> None:
-    """Raises InvalidParameterException for a deploymentConfiguration AWS rejects."""
+def validate_deployment_configuration(config: dict[str, Any] | None, lambda_role_required: bool = True) -> None:
+    """Raises InvalidParameterException for a deploymentConfiguration AWS rejects.
+    `lambda_role_required`: whether an AWS_LAMBDA hook without roleArn is refused (the model
+    requires hookTargetArn; it does not say roleArn is required, so this is a knob)."""
     if not config:
         return
     strategy = config.get("strategy") or "ROLLING"
@@ -67,7 +69,7 @@ def validate_deployment_configuration(config: dict[str, Any] | None) -> None:
         if target_type == "AWS_LAMBDA":
             if not hook.get("hookTargetArn"):
                 raise InvalidParameter(f"{where}: hookTargetArn must be provided for an AWS_LAMBDA lifecycle hook.")
-            if not hook.get("roleArn"):
+            if lambda_role_required and not hook.get("roleArn"):
                 raise InvalidParameter(f"{where}: roleArn must be provided for an AWS_LAMBDA lifecycle hook.")
         timeout = hook.get("timeoutConfiguration") or {}
         minutes = timeout.get("timeoutInMinutes")

@@ -171,3 +171,9 @@ def test_knob_deployment_configuration_update_replace_resets_omitted_fields(acct
     got = acct.describe_service()["deploymentConfiguration"]
     assert got.get("maximumPercent") == 150
     assert "alarms" not in got
+
+
+def test_knob_lambda_role_required_false_accepts_a_lambda_hook_without_role(acct):
+    acct.config(lambda_role_required=False)
+    hook = {"hookTargetArn": "arn:aws:lambda:us-east-1:123456789012:function:check", "lifecycleStages": ["POST_SCALE_UP"]}
+    acct.service(deployment_configuration={**BLUE_GREEN, "lifecycleHooks": [hook]})
