@@ -193,3 +193,11 @@ def test_calls_are_counted_before_faults(acct):
     with pytest.raises(ClientError):
         acct.deployments()
     assert acct.state()["calls"]["ListServiceDeployments"] == 1
+
+
+def test_realistic_profile_keeps_a_new_deployment_pending_for_a_second_or_more(acct):
+    acct.config(profile="realistic")
+    tds = acct.service()
+    acct.update(taskDefinition=tds["v2"])
+    dep = acct.describe(acct.newest()["serviceDeploymentArn"])
+    assert dep["status"] == "PENDING" and "startedAt" not in dep
