@@ -13,6 +13,13 @@ def _err(fn) -> dict:
     return err.value.response
 
 
+def _by_origin(acct, origin: str) -> str:
+    """The ARN of the account's deployment started by `origin` (update, supersede, duplicate):
+    the newest listed one may already be its successor."""
+    [arn] = [d["arn"] for d in acct.state()["deployments"] if d["origin"] == origin]
+    return arn
+
+
 def test_throttle_fault_of_one_action(acct):
     acct.service()
     acct.fault(kind="throttle", action="ListServiceDeployments", count=2)
@@ -76,13 +83,11 @@ def test_supersede_with_the_same_task_definition(acct):
     tds = acct.service(deployment_configuration=BLUE_GREEN)
     acct.fault(kind="supersede", service="svc")
     acct.update(taskDefinition=tds["v2"])
-    first = acct.newest()["serviceDeploymentArn"]
+    first = _by_origin(acct, "update")
     old = acct.wait_status(first, "STOPPED")
     assert old["statusReason"] == "Replaced by a new service deployment."
     assert old["lifecycleStage"] == "POST_SCALE_UP"
-    new = acct.newest()
-    assert new["serviceDeploymentArn"] != first
-    acct.wait_status(new["serviceDeploymentArn"], "SUCCESSFUL")
+    acct.wait_status(_by_origin(acct, "supersede"), "SUCCESSFUL")
     assert acct.describe_service()["taskDefinition"] == tds["v2"]
     assert {d["origin"] for d in acct.state()["deployments"]} == {"create", "update", "supersede"}
 
@@ -91,10 +96,10 @@ def test_supersede_with_another_task_definition_at_a_stage(acct):
     tds = acct.service(deployment_configuration=BLUE_GREEN)
     acct.fault(kind="supersede", service="svc", at="BAKE_TIME", task_definition=tds["v3"])
     acct.update(taskDefinition=tds["v2"])
-    first = acct.newest()["serviceDeploymentArn"]
+    first = _by_origin(acct, "update")
     assert acct.wait_status(first, "STOPPED")["lifecycleStage"] == "BAKE_TIME"
     assert acct.describe_service()["taskDefinition"] == tds["v3"]
-    acct.wait_status(acct.newest()["serviceDeploymentArn"], "SUCCESSFUL")
+    acct.wait_status(_by_origin(acct, "supersede"), "SUCCESSFUL")
 
 
 def test_circuit_breaker_fault_is_ignored_when_not_configured(acct):

@@ -66,13 +66,13 @@ def test_env_profile_sets_the_default_for_every_account():
 
 
 def test_pending_seconds(acct):
-    acct.config(pending_seconds=1.0)
+    acct.config(pending_seconds=2.0)
     tds = acct.service()
     acct.update(taskDefinition=tds["v2"])
     arn = acct.newest()["serviceDeploymentArn"]
     dep = acct.describe(arn)
     assert dep["status"] == "PENDING" and "startedAt" not in dep
-    time.sleep(1.1)
+    time.sleep(2.1)
     dep = acct.describe(arn)
     assert dep["status"] != "PENDING" and dep["startedAt"]
 
@@ -113,14 +113,14 @@ def test_knob_list_finished_hooks(acct, listed):
 
 
 def test_knob_list_lag_seconds(acct):
-    acct.config(list_lag_seconds=1.0)
+    acct.config(list_lag_seconds=3.0)
     tds = acct.service()
-    time.sleep(1.0)  # the first deployment becomes visible
+    time.sleep(3.0)  # the first deployment becomes visible
     acct.update(taskDefinition=tds["v2"])
     listed = acct.deployments()
     assert len(listed) == 1, "the new deployment is not listed yet"
     first_arn = listed[0]["serviceDeploymentArn"]
-    new = acct.wait("the new deployment to be listed", lambda: [d for d in acct.deployments() if d["serviceDeploymentArn"] != first_arn], 5)
+    new = acct.wait("the new deployment to be listed", lambda: [d for d in acct.deployments() if d["serviceDeploymentArn"] != first_arn], 8)
     assert new
     # and before that it was MISSING in Describe: check with a fresh one
     acct.update(taskDefinition=tds["v3"])
@@ -128,23 +128,23 @@ def test_knob_list_lag_seconds(acct):
     newest = max(state["deployments"], key=lambda d: d["created"])["arn"]
     out = acct.ecs.describe_service_deployments(serviceDeploymentArns=[newest])
     assert out["failures"] == [{"arn": newest, "reason": "MISSING"}]
-    acct.wait("Describe to find it", lambda: not acct.ecs.describe_service_deployments(serviceDeploymentArns=[newest])["failures"], 5)
+    acct.wait("Describe to find it", lambda: not acct.ecs.describe_service_deployments(serviceDeploymentArns=[newest])["failures"], 8)
 
 
 def test_knob_duplicate_deployments(acct):
-    acct.config(duplicate_deployments=True, duplicate_after_seconds=0.5, duplicate_stop_seconds=0.3, stage_seconds=1.0)
+    acct.config(duplicate_deployments=True, duplicate_after_seconds=0.5, duplicate_stop_seconds=2.0, stage_seconds=2.0)
     tds = acct.service()
     acct.update(taskDefinition=tds["v2"])
-    first = acct.newest()
     both = acct.wait("a second deployment", lambda: (lambda ds: ds if len(ds) == 3 else None)(acct.deployments()), 5)
+    [first] = [d for d in both if d["serviceDeploymentArn"] == [x["arn"] for x in acct.state()["deployments"] if x["origin"] == "update"][0]]
     second = both[0]
     assert second["serviceDeploymentArn"] != first["serviceDeploymentArn"]
     assert second["targetServiceRevisionArn"] != first["targetServiceRevisionArn"], "a new service revision"
     assert acct.describe(first["serviceDeploymentArn"])["status"] == "IN_PROGRESS", "both run for a while"
-    old = acct.wait_status(first["serviceDeploymentArn"], "STOPPED", timeout=5)
+    old = acct.wait_status(first["serviceDeploymentArn"], "STOPPED", timeout=8)
     assert old["statusReason"] == "Replaced by a new service deployment."
     assert old["finishedAt"] > acct.describe(second["serviceDeploymentArn"])["createdAt"]
-    acct.wait_status(second["serviceDeploymentArn"], "SUCCESSFUL", timeout=15)
+    acct.wait_status(second["serviceDeploymentArn"], "SUCCESSFUL", timeout=20)
     assert acct.describe_service()["taskDefinition"] == tds["v2"], "same task definition"
     state = acct.state()
     assert {d["origin"] for d in state["deployments"]} == {"create", "update", "duplicate"}
@@ -152,7 +152,7 @@ def test_knob_duplicate_deployments(acct):
 
 def test_knob_throttle_bucket(acct):
     acct.service()
-    acct.config(throttle={"ListServiceDeployments": {"rate": 2, "burst": 3}})
+    acct.config(throttle={"ListServiceDeployments": {"rate": 0.5, "burst": 3}})
     for _ in range(3):
         acct.deployments()
     with pytest.raises(ClientError) as err:
@@ -160,8 +160,8 @@ def test_knob_throttle_bucket(acct):
     assert err.value.response["Error"]["Code"] == "ThrottlingException"
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     acct.describe_service()  # another action has no bucket
-    time.sleep(0.6)
-    acct.deployments()  # refilled at 2 tokens/s
+    time.sleep(2.1)
+    acct.deployments()  # refilled at 0.5 tokens/s
 
 
 def test_knob_throttle_star_bucket_is_shared_by_unlisted_actions(acct):

@@ -33,6 +33,7 @@ def test_create_service_records_a_successful_first_deployment(acct):
 
 
 def test_rolling_deployment_succeeds_and_moves_the_service(acct):
+    acct.config(stage_seconds=1.0)
     tds = acct.service()
     acct.update(taskDefinition=tds["v2"])
     dep = acct.newest()
@@ -157,12 +158,12 @@ def test_stop_in_progress_rolls_back(acct):
     arn = acct.newest()["serviceDeploymentArn"]
     acct.wait_status(arn, "IN_PROGRESS")
     acct.ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")
-    assert acct.describe(arn)["status"] in ("ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS")
+    assert acct.describe(arn)["status"] in ("ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL")
     acct.wait_status(arn, "ROLLBACK_SUCCESSFUL")
 
 
 def test_stop_pending_rolls_back(acct):
-    acct.config(pending_seconds=30)
+    acct.config(pending_seconds=30, rollback_seconds=30)
     tds = acct.service()
     acct.update(taskDefinition=tds["v2"])
     arn = acct.newest()["serviceDeploymentArn"]
@@ -172,7 +173,7 @@ def test_stop_pending_rolls_back(acct):
 
 
 def test_stop_is_accepted_while_a_rollback_runs_and_changes_nothing(acct):
-    acct.config(rollback_seconds=30)
+    acct.config(rollback_seconds=30, stage_seconds=30)
     tds = acct.service()
     acct.update(taskDefinition=tds["v2"])
     arn = acct.newest()["serviceDeploymentArn"]
