@@ -346,6 +346,9 @@ def _control(environ, start_response):
         if path == "/_plugin/faults" and method == "POST":
             if not account:
                 return _reply(start_response, 400, {"error": "account is required"})
+            at = body.get("at")
+            if at is not None and at not in ld.TRAFFIC_SHIFT_STAGES:
+                return _reply(start_response, 400, {"error": f"at must be one of {ld.TRAFFIC_SHIFT_STAGES}"})
             try:
                 fault = cfg.arm(account, body)
             except (ValueError, TypeError) as e:

@@ -251,10 +251,16 @@ class Deployment:
         self.event(f"deployment failed: {reason}", at)
 
     def _reached(self, stage: str) -> bool:
-        if stage not in self.stages:
-            # e.g. BAKE_TIME asked of a strategy without it: fire at the last stage
-            return self.stage_index >= len(self.stages) - 1
-        return self.stage_index >= self.stages.index(stage)
+        """Whether the deployment is at or past `stage` in the full stage order, so a fault aimed
+        at a stage this strategy skips (POST_SCALE_UP of a ROLLING deployment) fires at the
+        next stage it does have."""
+        current = self.stage
+        if current is None:
+            return False
+        order = TRAFFIC_SHIFT_STAGES
+        if stage not in order:
+            return False
+        return order.index(current) >= order.index(stage)
 
     def _check_faults(self) -> bool:
         """Faults due at the current stage; True when one changed the deployment."""

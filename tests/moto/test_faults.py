@@ -102,6 +102,13 @@ def test_supersede_with_another_task_definition_at_a_stage(acct):
     acct.wait_status(_by_origin(acct, "supersede"), "SUCCESSFUL")
 
 
+def test_supersede_of_a_rolling_deployment_fires_at_the_next_stage_it_has(acct):
+    tds = acct.service()  # ROLLING: SCALE_UP, BAKE_TIME, CLEAN_UP
+    acct.fault(kind="supersede", service="svc")  # at POST_SCALE_UP
+    acct.update(taskDefinition=tds["v2"])
+    assert acct.wait_status(_by_origin(acct, "update"), "STOPPED")["lifecycleStage"] == "BAKE_TIME"
+
+
 def test_circuit_breaker_fault_is_ignored_when_not_configured(acct):
     tds = acct.service()
     acct.fault(kind="circuit_breaker", service="svc")
@@ -186,6 +193,9 @@ def test_fail_task_fault(acct):
     assert task["stoppedReason"] == "migration failed"
 
 
-def test_unknown_fault_kind_is_refused(acct):
+def test_unknown_fault_kind_or_stage_is_refused(acct):
     status, _ = acct.control("POST", "/_plugin/faults", {"kind": "meteor"})
     assert status == 400
+    status, _ = acct.control("POST", "/_plugin/faults", {"kind": "supersede", "at": "LATER"})
+    assert status == 400
+    assert acct.state()["faults"] == []
