@@ -11,8 +11,8 @@ use aws_sdk_ecs::error::SdkError;
 use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
 use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{
-    CreatedAt, DeploymentLifecycleHookAction, DeploymentLifecycleHookStatus, Service, ServiceDeployment,
-    ServiceDeploymentLifecycleStage, ServiceDeploymentStatus, SortOrder,
+    CreatedAt, DeploymentLifecycleHookAction, DeploymentLifecycleHookStatus, Service,
+    ServiceDeployment, ServiceDeploymentLifecycleStage, ServiceDeploymentStatus, SortOrder,
     StopServiceDeploymentStopType, TaskDefinitionField, TaskDefinitionStatus,
 };
 
@@ -559,11 +559,7 @@ pub async fn continue_until_taken(
 
 /// Rolls back an in-flight deployment ([`roll_back_in_flight`]) and retries until ECS shows a
 /// rollback (or the end of the deployment), or `give_up`.
-pub async fn roll_back_until_taken(
-    ecs: &Ecs,
-    arn: &str,
-    give_up: Instant,
-) -> Result<&'static str> {
+pub async fn roll_back_until_taken(ecs: &Ecs, arn: &str, give_up: Instant) -> Result<&'static str> {
     let mut wait = ACTION_RETRY_FIRST;
     let mut last = None;
     loop {

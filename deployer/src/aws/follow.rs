@@ -10,7 +10,9 @@ use aws_sdk_ecs::Client as Ecs;
 use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{ServiceDeploymentLifecycleStage as Stage, ServiceDeploymentStatus};
 
-use super::ecs::{DeploymentBrief, DeploymentView, list_created_after, revision_task_definitions};
+use super::ecs::{
+    DeploymentBrief, DeploymentView, is_terminal, list_created_after, revision_task_definitions,
+};
 
 /// A deployment found after an UpdateService (or after the one we followed ended).
 #[derive(Debug, Clone, PartialEq)]
@@ -18,7 +20,10 @@ pub enum Found {
     /// A deployment of the service to our task definition.
     Ours(String),
     /// A newer deployment to another task definition: someone else updated the service.
-    Other { arn: String, task_definition: String },
+    Other {
+        arn: String,
+        task_definition: String,
+    },
 }
 
 /// Finds the deployment of `service` to `target_td` created after `since` and not in `exclude`,
@@ -27,7 +32,9 @@ pub enum Found {
 /// definition we asked for. Prefers one still running (of duplicates ECS started for one
 /// update, the first is STOPPED within seconds: kayac/ecspresso#899). Listing errors and a
 /// deployment not listed yet (ECS reads are eventually consistent) are retried until
-/// `timeout`; only then is the last error returned.
+/// `timeout`; only then is the last error returned. `successor`: looking for what replaced a
+/// deployment created at `since`.
+#[allow(clippy::too_many_arguments)]
 pub async fn find_deployment(
     ecs: &Ecs,
     cluster: &str,
@@ -36,6 +43,7 @@ pub async fn find_deployment(
     since: DateTime,
     exclude: &[String],
     timeout: Duration,
+    successor: bool,
 ) -> Result<Found> {
     let deadline = Instant::now() + timeout;
     let mut wait = Duration::from_millis(500);
@@ -60,8 +68,13 @@ pub async fn find_deployment(
                         }) {
                             return Ok(Found::Ours(d.arn.clone()));
                         }
+                        // Another revision's deployment: when looking for our deployment, one
+                        // that already finished is history (the listing before the update may
+                        // have missed it: eventual consistency); when looking for what replaced
+                        // ours (`successor`), created after ours, it is the one that won.
                         if let Some(d) = found.iter().find(|d| {
                             td_of(d).is_some_and(|td| td != target_td)
+                                && (successor || !is_terminal(&d.status))
                                 && d.status != ServiceDeploymentStatus::Stopped
                         }) {
                             return Ok(Found::Other {

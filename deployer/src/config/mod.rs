@@ -222,7 +222,10 @@ desired_count = 2
     #[test]
     fn desired_count_is_left_alone_unless_set() {
         let c = parse(&MIN.replace("desired_count = 2\n", ""), &[]).unwrap();
-        assert_eq!(c.environment("staging").unwrap().services[0].desired_count, None);
+        assert_eq!(
+            c.environment("staging").unwrap().services[0].desired_count,
+            None
+        );
     }
 
     #[test]

@@ -54,11 +54,18 @@ const SUCCESSOR_WITHIN: Duration = Duration::from_secs(20);
 const PRODUCTION_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// The lifecycle stages the deployer pauses at for `svc`, in the order ECS reaches them.
-pub(crate) fn pause_stages(svc: &config::Service) -> Vec<(DeploymentLifecycleHookStage, Option<Duration>)> {
+pub(crate) fn pause_stages(
+    svc: &config::Service,
+) -> Vec<(DeploymentLifecycleHookStage, Option<Duration>)> {
     let mut stages: Vec<(DeploymentLifecycleHookStage, Option<Duration>)> = svc
         .hooks
         .iter()
-        .map(|h| (DeploymentLifecycleHookStage::from(h.stage.as_str()), h.timeout))
+        .map(|h| {
+            (
+                DeploymentLifecycleHookStage::from(h.stage.as_str()),
+                h.timeout,
+            )
+        })
         .collect();
     if stages.is_empty() {
         let default = if svc.load_balancer.is_some() {
@@ -84,7 +91,9 @@ pub(crate) fn deployment_configuration(
     svc: &config::Service,
     current: Option<&DeploymentConfiguration>,
 ) -> DeploymentConfiguration {
-    let keep_breaker = current.and_then(|c| c.deployment_circuit_breaker()).cloned();
+    let keep_breaker = current
+        .and_then(|c| c.deployment_circuit_breaker())
+        .cloned();
     let breaker = keep_breaker.unwrap_or_else(|| {
         DeploymentCircuitBreaker::builder()
             .enable(true)
@@ -173,13 +182,12 @@ async fn start_deployment(ctx: &Ctx, plan: &ServicePlan) -> Result<String, NotSt
         .cloned();
     // Deployments that exist before the update are never ours. Only recent ones are listed.
     let recent = DateTime::from(std::time::SystemTime::now() - Duration::from_secs(3600));
-    let before: Vec<String> =
-        ecs::list_created_after(&ctx.ecs, &ctx.env.cluster, name, recent)
-            .await
-            .map_err(|e| not_changed(format!("{e:#}")))?
-            .into_iter()
-            .map(|d| d.arn)
-            .collect();
+    let before: Vec<String> = ecs::list_created_after(&ctx.ecs, &ctx.env.cluster, name, recent)
+        .await
+        .map_err(|e| not_changed(format!("{e:#}")))?
+        .into_iter()
+        .map(|d| d.arn)
+        .collect();
     let sent_at = std::time::SystemTime::now();
     let mut update = ctx
         .ecs
@@ -198,7 +206,11 @@ async fn start_deployment(ctx: &Ctx, plan: &ServicePlan) -> Result<String, NotSt
     // The service's PRIMARY deployment carries ECS's own clock: list from just before it.
     let since = out
         .service()
-        .and_then(|s| s.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
+        .and_then(|s| {
+            s.deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY"))
+        })
         .and_then(|d| d.created_at())
         .map(|t| DateTime::from_secs_f64(t.as_secs_f64() - 2.0))
         .unwrap_or_else(|| DateTime::from(sent_at - Duration::from_secs(60)));
@@ -210,6 +222,7 @@ async fn start_deployment(ctx: &Ctx, plan: &ServicePlan) -> Result<String, NotSt
         since,
         &before,
         FIND_WITHIN,
+        false,
     )
     .await
     {
@@ -424,15 +437,17 @@ impl Follow<'_> {
             if let Some(stop) = self.past_deadlines(Some(&view)).await {
                 return stop;
             }
-            // Reverts (ungated) run to completion even after Ctrl-C: they restore production.
+            // Ctrl-C / SIGTERM: roll back, and follow the rollback (a deployment that still
+            // ends SUCCESSFUL is reverted). Reverts (ungated) run to completion: they restore
+            // production.
             if self.gated && ctx.cancelled() && self.our_rollback.is_none() {
+                self.decide_rollback(Stop::new(
+                    Outcome::Interrupted,
+                    "interrupted (Ctrl-C / SIGTERM); the deployment was rolled back",
+                ));
                 let how = ecs::roll_back_until_taken(&ctx.ecs, &self.arn, self.rollback_by()).await;
                 self.line(&format!("interrupted; rolling back: {how:?}"));
-                return self.result(
-                    Outcome::Interrupted,
-                    "interrupted (Ctrl-C / SIGTERM); the deployment was rolled back".into(),
-                    ServiceStatus::Deployment(ServiceDeploymentStatus::RollbackRequested),
-                );
+                poller.acted();
             }
             last_view = Some(view);
             self.pause(&mut poller, &mut cancel).await;
@@ -494,7 +509,8 @@ impl Follow<'_> {
                     self.ctx.env.timeouts.deployment
                 ),
             ));
-            let how = ecs::roll_back_until_taken(&self.ctx.ecs, &self.arn, self.rollback_by()).await;
+            let how =
+                ecs::roll_back_until_taken(&self.ctx.ecs, &self.arn, self.rollback_by()).await;
             self.line(&format!("timed out; rolling back: {how:?}"));
         }
         None
@@ -516,10 +532,17 @@ impl Follow<'_> {
         self.line(&format!(
             "paused (hook {}) at {}, running the gate",
             hook.hook_id,
-            stage.as_ref().map(|s| s.as_str()).unwrap_or("an unknown stage")
+            stage
+                .as_ref()
+                .map(|s| s.as_str())
+                .unwrap_or("an unknown stage")
         ));
         let verdict = if self.our_rollback.is_some() {
-            Err(GateFailed("the deployer already decided to roll back".into()))
+            Err(GateFailed(
+                "the deployer already decided to roll back".into(),
+            ))
+        } else if self.gated && ctx.cancelled() {
+            Err(GateFailed("interrupted (Ctrl-C / SIGTERM)".into()))
         } else if !self.gated {
             Ok(())
         } else {
@@ -567,7 +590,12 @@ impl Follow<'_> {
         if let Err(GateFailed(reason)) = verdict
             && self.our_rollback.is_none()
         {
-            self.decide_rollback(Stop::new(Outcome::RolledBackSmoke, reason));
+            let outcome = if ctx.cancelled() {
+                Outcome::Interrupted
+            } else {
+                Outcome::RolledBackSmoke
+            };
+            self.decide_rollback(Stop::new(outcome, reason));
         }
     }
 
@@ -627,7 +655,13 @@ impl Follow<'_> {
                             status,
                         ));
                     }
-                    Err(e) => return Ended::Result(self.result(Outcome::Failed, format!("{e:#}"), status)),
+                    Err(e) => {
+                        return Ended::Result(self.result(
+                            Outcome::Failed,
+                            format!("{e:#}"),
+                            status,
+                        ));
+                    }
                 }
                 if self.gated && self.our_rollback.is_none() {
                     self.final_gates().await;
@@ -674,6 +708,7 @@ impl Follow<'_> {
                     since,
                     &exclude,
                     SUCCESSOR_WITHIN,
+                    true,
                 )
                 .await
                 {
@@ -744,7 +779,11 @@ impl Follow<'_> {
             self.decide_rollback(Stop::new(Outcome::RolledBackSmoke, reason));
             return;
         }
+        // A bake was asked for (production is watched), but it was too short for a round.
+        let baked = svc.bake_time.is_some_and(|d| !d.is_zero());
         if svc.strategy == Strategy::BlueGreen
+            && svc.load_balancer.is_some()
+            && baked
             && self.production_rounds == 0
             && let Some(Err(GateFailed(f))) = gates::bake_check(ctx, svc, self.vars).await
         {
@@ -784,10 +823,7 @@ impl Follow<'_> {
 
     async fn events(&self) -> String {
         let events = ecs::recent_events(&self.ctx.ecs, &self.ctx.env.cluster, self.name(), 5).await;
-        events
-            .iter()
-            .map(|e| format!("\n    event: {e}"))
-            .collect()
+        events.iter().map(|e| format!("\n    event: {e}")).collect()
     }
 }
 
@@ -867,7 +903,10 @@ mod tests {
             Some(H::PostTestTrafficShift)
         );
         // Not reported (or reported as something else): counted.
-        assert_eq!(stage_of_pause(&stages, None, 0, false, 0), Some(H::PostScaleUp));
+        assert_eq!(
+            stage_of_pause(&stages, None, 0, false, 0),
+            Some(H::PostScaleUp)
+        );
         assert_eq!(
             stage_of_pause(&stages, Some(&Stage::TestTrafficShift), 1, false, 0),
             Some(H::PostTestTrafficShift)

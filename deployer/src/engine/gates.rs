@@ -129,9 +129,9 @@ pub(crate) async fn gate_for_hook(
     vars: &Vars,
 ) -> Result<(), GateFailed> {
     let (place, url) = match stage {
-        Stage::PostTestTrafficShift | Stage::TestTrafficShift | Stage::PreProductionTrafficShift => {
-            (SmokeTarget::Test, ctx.env.urls.test.clone())
-        }
+        Stage::PostTestTrafficShift
+        | Stage::TestTrafficShift
+        | Stage::PreProductionTrafficShift => (SmokeTarget::Test, ctx.env.urls.test.clone()),
         Stage::PostProductionTrafficShift | Stage::ProductionTrafficShift => {
             (SmokeTarget::Production, ctx.env.urls.production.clone())
         }

@@ -488,7 +488,14 @@ async fn check_idle(
 ) -> Result<(), Failure> {
     let name = format!("service {service} idle");
     match ecs::in_flight(ecs_client, cluster, service).await {
-        Ok(busy) if busy.is_empty() => r.pass(name, "no service deployment in progress"),
+        Ok(busy) if busy.is_empty() => match rolling_out(live) {
+            // Listings are eventually consistent: the service's own deployments are not.
+            Some(what) => r.fail(
+                name,
+                format!("deployment in progress: the service shows {what} (not listed by ListServiceDeployments yet); wait for it, or `deployer status`/`deployer rollback`"),
+            ),
+            None => r.pass(name, "no service deployment in progress"),
+        },
         Ok(busy) => {
             let busy: Vec<String> = busy
                 .iter()
@@ -650,21 +657,58 @@ fn update_blocker(svc: &crate::config::Service, live: &EcsService) -> Option<Str
     None
 }
 
-/// Under the lock: no service of the environment has a deployment in flight.
+/// Under the lock: no service of the environment has a deployment in flight. Listed
+/// deployments are eventually consistent (one just started may not be listed yet), so the
+/// services' own `deployments` (DescribeServices: a PRIMARY still rolling out, or more than one)
+/// are checked too.
 pub(crate) async fn nothing_in_flight(ctx: &Ctx) -> Step<()> {
+    let busy = |svc: &str, what: String| {
+        Stop::new(
+            Outcome::PreflightFailed,
+            format!(
+                "service {svc} has a deployment in progress ({what}); wait for it, `deployer release --resume --env {}` or `deployer rollback --env {}`",
+                ctx.env_name, ctx.env_name
+            ),
+        )
+    };
+    let names: Vec<String> = ctx.env.services.iter().map(|s| s.name.clone()).collect();
+    let live = ecs::live_services(&ctx.ecs, &ctx.env.cluster, &names)
+        .await
+        .map_err(|e| Stop::failed(format!("DescribeServices: {}", crate::aws::error_chain(&e))))?;
     for svc in &ctx.env.services {
+        if let Some(what) = live.get(&svc.name).and_then(rolling_out) {
+            return Err(busy(&svc.name, what));
+        }
         let in_flight = ecs::in_flight(&ctx.ecs, &ctx.env.cluster, &svc.name)
             .await
             .map_err(Stop::aws)?;
         if let Some(d) = in_flight.first() {
-            return Err(Stop::new(
-                Outcome::PreflightFailed,
-                format!(
-                    "service {} has a deployment in progress ({}); wait for it, `deployer release --resume --env {}` or `deployer rollback --env {}`",
-                    svc.name, d.arn, ctx.env_name, ctx.env_name
-                ),
-            ));
+            return Err(busy(&svc.name, d.arn.clone()));
         }
     }
     Ok(())
+}
+
+/// A deployment the service itself shows as rolling out (DescribeServices `deployments`).
+fn rolling_out(s: &EcsService) -> Option<String> {
+    let busy: Vec<String> = s
+        .deployments()
+        .iter()
+        .filter(|d| {
+            d.status() != Some("PRIMARY")
+                || d.rollout_state()
+                    .is_some_and(|r| r.as_str() == "IN_PROGRESS")
+        })
+        .map(|d| {
+            format!(
+                "{} {}{}",
+                d.id().unwrap_or("?"),
+                d.status().unwrap_or("?"),
+                d.rollout_state()
+                    .map(|r| format!(" {}", r.as_str()))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    (!busy.is_empty()).then(|| busy.join(", "))
 }

@@ -23,11 +23,7 @@ use crate::state::history;
 
 /// Follows deployments we asked ECS to roll back until they end: whether all rolled back, and
 /// whether any ended ROLLBACK_FAILED.
-async fn follow_rollbacks(
-    ctx: &Ctx,
-    arns: &[(String, String)],
-    timeout: Duration,
-) -> (bool, bool) {
+async fn follow_rollbacks(ctx: &Ctx, arns: &[(String, String)], timeout: Duration) -> (bool, bool) {
     let deadline = Instant::now() + timeout;
     let mut all_ok = true;
     let mut any_failed = false;

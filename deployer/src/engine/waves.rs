@@ -90,6 +90,12 @@ pub(crate) async fn deploy_all(
     let mut outcome = Outcome::Succeeded;
     let mut reasons = Vec::new();
     for chunk in ordered.chunks(parallel) {
+        if ctx.cancelled() {
+            // Ctrl-C / SIGTERM between waves: start nothing more.
+            outcome = outcome.worst(Outcome::Interrupted);
+            reasons.push("interrupted (Ctrl-C / SIGTERM) before the next wave started".into());
+            break;
+        }
         let names: Vec<&str> = chunk.iter().map(|p| p.svc.name.as_str()).collect();
         ctx.report.stage(&format!("Deploy {}", names.join(", ")));
         let results =

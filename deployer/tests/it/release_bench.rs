@@ -191,7 +191,10 @@ async fn release_api_calls_for_a_ten_minute_deployment() {
     reset_plugin_calls(&w.aws).await;
     let started = Instant::now();
     let out = w
-        .run(&["release", "--git-sha", NEW_SHA, "-o", "json"], &target.url)
+        .run(
+            &["release", "--git-sha", NEW_SHA, "-o", "json"],
+            &target.url,
+        )
         .await;
     let total_s = started.elapsed().as_secs_f64();
     assert_exit(&out, Code::Ok);

@@ -160,7 +160,8 @@ async fn deployment_configuration_others_own_is_kept() {
                 .enable(true)
                 .rollback(true)
                 .alarm_names("platform-5xx")
-                .build(),
+                .build()
+                .expect("alarms"),
         )
         .lifecycle_hooks(lambda)
         .build();
@@ -173,18 +174,23 @@ async fn deployment_configuration_others_own_is_kept() {
     let out = w.run(RELEASE, &new.url).await;
     assert_exit(&out, Code::Ok);
     let svc = describe_service(&w.ecs, &w.cluster, "orchestrator").await;
-    let cfg = svc.deployment_configuration().expect("deploymentConfiguration");
+    let cfg = svc
+        .deployment_configuration()
+        .expect("deploymentConfiguration");
     let alarms = cfg.alarms().expect("alarms kept");
     assert_eq!(alarms.alarm_names(), ["platform-5xx"]);
     let hooks = cfg.lifecycle_hooks();
     assert!(
         hooks.iter().any(|h| h.target_type()
             == Some(&DeploymentLifecycleHookTargetType::AwsLambda)
-            && h.hook_target_arn().is_some_and(|a| a.ends_with(":pre-scale-check"))),
+            && h.hook_target_arn()
+                .is_some_and(|a| a.ends_with(":pre-scale-check"))),
         "the Lambda hook is kept: {hooks:?}"
     );
     assert!(
-        hooks.iter().any(|h| h.target_type() == Some(&DeploymentLifecycleHookTargetType::Pause)),
+        hooks
+            .iter()
+            .any(|h| h.target_type() == Some(&DeploymentLifecycleHookTargetType::Pause)),
         "the deployer's PAUSE hook is there: {hooks:?}"
     );
 
@@ -348,10 +354,14 @@ async fn a_failing_continue_is_retried_until_it_takes() {
 /// "rollback failed" within its bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wait_for_a_rollback_is_bounded() {
+    // Stages of 5 s: the deployment is still early when the 3 s deadline passes; the rollback
+    // the deployer then asks for takes 10 minutes.
     let opts = Options {
-        deployment_timeout: "4s",
+        migration: false,
+        deployment_timeout: "3s",
+        stage_seconds: 5.0,
         emulator: serde_json::json!({"rollback_seconds": 600}),
-        ..Options::slow_gate(1.0, "10m")
+        ..Options::no_bake()
     };
     let w = World::with_services(opts, ORCHESTRATOR_ONLY).await;
     let new = spawn_target(NEW_SHA, None).await;
@@ -405,7 +415,12 @@ async fn releases_hold_in_every_emulator_setting_aws_leaves_open() {
         let w = World::with_services(opts(), SERVICES).await;
         let new = spawn_target(NEW_SHA, None).await;
         let out = w.run(RELEASE, &new.url).await;
-        assert_eq!(code(&out), 0, "happy path under {setting}:\n{}", stderr(&out));
+        assert_eq!(
+            code(&out),
+            0,
+            "happy path under {setting}:\n{}",
+            stderr(&out)
+        );
         w.assert_all_on(NEW_SHA).await;
 
         let w = World::with_services(opts(), ORCHESTRATOR_ONLY).await;

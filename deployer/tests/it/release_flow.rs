@@ -108,7 +108,8 @@ async fn alarm_during_bake_is_an_ecs_rollback_and_reverts_moved_services() {
                 .enable(true)
                 .rollback(true)
                 .alarm_names("platform-5xx")
-                .build(),
+                .build()
+                .expect("alarms"),
         )
         .build();
     let opts = Options {
@@ -129,9 +130,18 @@ async fn failed_migration_changes_no_service() {
     let (w, _new, out) = release_new(Options::default(), &[fault]).await;
     assert_exit(&out, Code::MigrationFailed);
     for s in SERVICES {
-        let deps = list_deployments(&w.ecs, &w.cluster, s.name, false)
-            .await
-            .unwrap();
+        // Listings lag (the strict emulator hides deployments younger than 2 s): wait until the
+        // creation deployment shows, then there must be nothing else.
+        let deps = test_support::eventually(
+            "the creation deployment listed",
+            std::time::Duration::from_secs(10),
+            || async {
+                let deps = list_deployments(&w.ecs, &w.cluster, s.name, false).await?;
+                Ok((!deps.is_empty()).then_some(deps))
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(
             deps.len(),
             1,

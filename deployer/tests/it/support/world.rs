@@ -191,22 +191,19 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
     }
     for s in services {
         let (strategy, extra) = match s.kind {
-            "blue_green" => (
-                "blue_green",
-                {
-                    let lb = LoadBalancerPair::new(account);
-                    format!(
-                        "bake_time = \"{}\"\nload_balancer = {{ container_name = \"{n}\", container_port = 3000, target_group_arn = \"{blue}\", alternate_target_group_arn = \"{green}\", production_listener_rule = \"{prod}\", test_listener_rule = \"{test}\", role_arn = \"{role}\" }}\n",
-                        opts.bake,
-                        n = s.name,
-                        blue = lb.blue,
-                        green = lb.green,
-                        prod = lb.production_rule,
-                        test = lb.test_rule,
-                        role = lb.role,
-                    )
-                },
-            ),
+            "blue_green" => ("blue_green", {
+                let lb = LoadBalancerPair::new(account);
+                format!(
+                    "bake_time = \"{}\"\nload_balancer = {{ container_name = \"{n}\", container_port = 3000, target_group_arn = \"{blue}\", alternate_target_group_arn = \"{green}\", production_listener_rule = \"{prod}\", test_listener_rule = \"{test}\", role_arn = \"{role}\" }}\n",
+                    opts.bake,
+                    n = s.name,
+                    blue = lb.blue,
+                    green = lb.green,
+                    prod = lb.production_rule,
+                    test = lb.test_rule,
+                    role = lb.role,
+                )
+            }),
             "headless" => ("blue_green", String::new()),
             "rolling_agent" => ("rolling", "agent_kind = \"scaffold\"\n".to_owned()),
             _ => ("rolling", String::new()),
