@@ -59,8 +59,8 @@ pub struct Options {
     pub emulator: serde_json::Value,
     /// The load-balanced service's deploymentConfiguration as Terraform created it.
     pub load_balanced_configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
-    /// `timeouts.agent_gate`.
-    pub agent_gate: &'static str,
+    /// `timeouts.agent_gate` (the deployer's default when `None`).
+    pub agent_gate: Option<&'static str>,
 }
 
 /// The emulator profile every release test runs under: `DEPLOYER_TEST_EMULATOR_PROFILE`, by
@@ -88,7 +88,7 @@ impl Default for Options {
             desired: 1,
             emulator: serde_json::json!({}),
             load_balanced_configuration: None,
-            agent_gate: "3s",
+            agent_gate: None,
         }
     }
 }
@@ -164,8 +164,7 @@ deployment = "{dt}"
 migration = "30s"
 hook = "{hook}"
 lock_ttl = "30s"
-agent_gate = "{gate}"
-
+{gate}
 [environments.test.release]
 max_parallel = {mp}
 
@@ -184,7 +183,10 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
         retries = opts.retries,
         cs = opts.consecutive_successes,
         mp = opts.max_parallel,
-        gate = opts.agent_gate,
+        gate = opts
+            .agent_gate
+            .map(|g| format!("agent_gate = \"{g}\"\n"))
+            .unwrap_or_default(),
     );
     if opts.migration {
         toml.push_str("\n[environments.test.migration]\ntemplate = \"migration\"\n");
