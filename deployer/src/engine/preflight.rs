@@ -506,24 +506,10 @@ async fn check_idle(
         Err(e) => match e.downcast::<EcsSdkError<ListServiceDeploymentsError>>() {
             Ok(sdk) if crate::aws::is_unsupported(&sdk) => {
                 // Emulators without the service-deployment API: the service's deployments instead.
-                let rolling: Vec<String> = live
-                    .deployments()
-                    .iter()
-                    .filter(|d| {
-                        d.status() != Some("PRIMARY")
-                            || d.rollout_state()
-                                .is_some_and(|s| s.as_str() == "IN_PROGRESS")
-                    })
-                    .map(|d| format!("{} {}", d.id().unwrap_or("?"), d.status().unwrap_or("?")))
-                    .collect();
                 let note = "the endpoint does not support ListServiceDeployments (an AWS emulator without it?); checked the service's deployments instead";
-                if rolling.is_empty() {
-                    r.warn(name, note);
-                } else {
-                    r.fail(
-                        name,
-                        format!("deployments in progress: {}; {note}", rolling.join(", ")),
-                    );
+                match rolling_out(live) {
+                    None => r.warn(name, note),
+                    Some(what) => r.fail(name, format!("deployments in progress: {what}; {note}")),
                 }
             }
             Ok(sdk) => {
