@@ -163,7 +163,7 @@ async fn release_overhead_vs_aws_cli_script() {
     );
 }
 
-/// Benchmark (ignored; `cargo nextest run -p deployer --run-ignored only -E
+/// Benchmark (ignored; `cargo nextest run -p deployer --profile bench --run-ignored only -E
 /// 'test(release_api_calls)' --no-capture`, about 10 minutes): the ECS API calls one blue/green
 /// service with one pause costs when its deployment takes about 10 minutes (stages of 3 s, a
 /// 9-minute bake, real minutes), counted by the emulator per action, beside hook-to-action.
