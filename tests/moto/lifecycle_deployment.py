@@ -618,9 +618,11 @@ def _find_forward_actions(account: str, region: str, arn: str) -> list[Any]:
         for listener in list(lb.listeners.values()):
             holders = []
             if listener.arn == arn:
-                holders.append(getattr(listener, "default_actions", []))
+                # ModifyListener replaces the default rule's actions (moto keeps them there)
+                default = getattr(listener, "_default_rule", {}).get(0)
+                holders.append(default.actions if default is not None else getattr(listener, "default_actions", []))
             for rule in list(listener.rules.values()):
-                if rule.arn == arn:
+                if rule.arn == arn and not getattr(rule, "is_default", False):
                     holders.append(rule.actions)
             if holders:
                 return [a for acts in holders for a in acts if getattr(a, "type", None) == "forward"]

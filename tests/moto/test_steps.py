@@ -229,6 +229,25 @@ def test_the_production_listener_rule_weights_follow_each_step(acct):
     assert _rule_weights(acct, res["rule"], res) == {"blue": 100, "green": 0}
 
 
+def test_a_listener_as_production_listener_rule_gets_the_weights_on_its_default_action(acct):
+    # AdvancedConfiguration.productionListenerRule: a listener rule (ALB) or a listener (NLB)
+    res = _elb(acct)
+    elb = acct.client("elbv2")
+    [rule] = elb.describe_rules(RuleArns=[res["rule"]])["Rules"]
+    listener = res["rule"].replace(":listener-rule/", ":listener/").rsplit("/", 1)[0]
+    elb.modify_listener(ListenerArn=listener, DefaultActions=rule["Actions"])
+    lbs = [{"targetGroupArn": res["blue"], "containerName": "app", "containerPort": 80,
+            "advancedConfiguration": {"alternateTargetGroupArn": res["green"], "productionListenerRule": listener,
+                                      "roleArn": "arn:aws:iam::123456789012:role/ecs-lb"}}]
+    arn = start(acct, canary(10.0, 0, lifecycleHooks=[pause_at(PRE)]), load_balancers=lbs)
+    walk_paused_steps(acct, arn, 1)
+    acct.wait_paused(arn)
+    [listener_desc] = elb.describe_listeners(ListenerArns=[listener])["Listeners"]
+    tgs = {t["TargetGroupArn"]: t["Weight"] for t in listener_desc["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]}
+    assert tgs == {res["blue"]: 90, res["green"]: 10}
+    assert _rule_weights(acct, res["rule"], res) == {"blue": 100, "green": 0}, "the rule was not named"
+
+
 # ---------------------------------------------------------------------- validation
 @pytest.mark.parametrize(
     "section,field,value",
