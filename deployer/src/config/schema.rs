@@ -209,6 +209,12 @@ pub enum Strategy {
     BlueGreen,
     /// ECS ROLLING with the circuit breaker and rollback.
     Rolling,
+    /// ECS native LINEAR: production traffic moves in equal steps (`step_percent`), each baked
+    /// for `step_bake_time`; the deployer gates every step.
+    Linear,
+    /// ECS native CANARY: `canary_percent` of production traffic, baked for
+    /// `canary_bake_time`, then the rest; the deployer gates the canary.
+    Canary,
 }
 
 impl Strategy {
@@ -217,7 +223,20 @@ impl Strategy {
         match self {
             Strategy::BlueGreen => "BLUE_GREEN",
             Strategy::Rolling => "ROLLING",
+            Strategy::Linear => "LINEAR",
+            Strategy::Canary => "CANARY",
         }
+    }
+
+    /// BLUE_GREEN, LINEAR and CANARY: a new revision beside the old one, traffic shifted to it,
+    /// lifecycle hooks, a bake, target groups swapped at the end.
+    pub fn shifts_traffic(self) -> bool {
+        !matches!(self, Strategy::Rolling)
+    }
+
+    /// LINEAR and CANARY: production traffic moves in steps, with a pause before each.
+    pub fn steps_traffic(self) -> bool {
+        matches!(self, Strategy::Linear | Strategy::Canary)
     }
 }
 
@@ -235,9 +254,24 @@ pub struct Service {
     /// The agent kind, for agent services (gate: agents of the new version heart-beat).
     pub agent_kind: Option<String>,
     pub load_balancer: Option<LoadBalancer>,
-    /// BLUE_GREEN bake time.
+    /// Bake time after all production traffic is on the new revision (BLUE_GREEN, LINEAR,
+    /// CANARY).
     #[serde(default, with = "humantime_serde::option")]
     pub bake_time: Option<Duration>,
+    /// LINEAR: the percentage of production traffic each step moves (3.0 to 100.0, multiples
+    /// of 0.1; ECS's default 10).
+    pub step_percent: Option<f64>,
+    /// LINEAR: how long each step bakes before the next (0 to 24 h, whole minutes; ECS's
+    /// default 6 min).
+    #[serde(default, with = "humantime_serde::option")]
+    pub step_bake_time: Option<Duration>,
+    /// CANARY: the percentage of production traffic the canary gets (0.1 to 100.0, multiples
+    /// of 0.1; ECS's default 5).
+    pub canary_percent: Option<f64>,
+    /// CANARY: how long the canary bakes before the rest of the traffic moves (0 to 24 h,
+    /// whole minutes; ECS's default 10 min).
+    #[serde(default, with = "humantime_serde::option")]
+    pub canary_bake_time: Option<Duration>,
     /// PAUSE lifecycle hooks, e.g. `POST_TEST_TRAFFIC_SHIFT`.
     #[serde(default)]
     pub hooks: Vec<Hook>,
