@@ -15,6 +15,7 @@ use aws_sdk_ecs::types::{
     ServiceDeploymentStatus,
 };
 
+use super::analysis::{self, Verdict};
 use super::gates::{self, GateFailed};
 use super::smoke::Vars;
 use super::{Ctx, Outcome, Stop};
@@ -344,6 +345,13 @@ pub(crate) async fn deploy_service(
         rollback_deadline: None,
         production_rounds: 0,
         last_production_check: None,
+        analyses: analysis::for_service(&ctx.env.analysis, &plan.svc)
+            .into_iter()
+            .cloned()
+            .collect(),
+        target_groups: None,
+        traffic_since: None,
+        last_analysis: None,
     };
     f.run().await
 }
@@ -368,6 +376,13 @@ struct Follow<'a> {
     rollback_deadline: Option<Instant>,
     production_rounds: u32,
     last_production_check: Option<Instant>,
+    /// The metric analyses that judge this service (deployer.toml `analysis`).
+    analyses: Vec<config::Analysis>,
+    /// New and old target group, read once when an analysis first needs them.
+    target_groups: Option<analysis::TargetGroups>,
+    /// When production traffic first reached the new revision: where the analysis' periods start.
+    traffic_since: Option<std::time::SystemTime>,
+    last_analysis: Option<Instant>,
 }
 
 impl Follow<'_> {
@@ -641,15 +656,19 @@ impl Follow<'_> {
                     // before the next one moves more traffic.
                     match gate {
                         Ok(()) if production_has_traffic(view) => {
-                            gates::bake_check(ctx, &self.plan.svc, self.vars)
+                            let at = |GateFailed(f)| {
+                                GateFailed(format!(
+                                    "at the traffic step with {}% of production: {f}",
+                                    view.production_weight.unwrap_or_default()
+                                ))
+                            };
+                            match gates::bake_check(ctx, &self.plan.svc, self.vars)
                                 .await
                                 .unwrap_or(Ok(()))
-                                .map_err(|GateFailed(f)| {
-                                    GateFailed(format!(
-                                        "at the traffic step with {}% of production: {f}",
-                                        view.production_weight.unwrap_or_default()
-                                    ))
-                                })
+                            {
+                                Ok(()) => self.step_analysis(hook).await.map_err(at),
+                                Err(e) => Err(at(e)),
+                            }
                         }
                         other => other,
                     }
@@ -735,6 +754,111 @@ impl Follow<'_> {
         )
     }
 
+    /// The analysis over the periods since production traffic reached the new revision, at most
+    /// every [`analysis::EVERY`]; `None` when there is none to run (or not yet due).
+    async fn analysis_round(&mut self) -> Option<Verdict> {
+        if self.analyses.is_empty()
+            || self
+                .last_analysis
+                .is_some_and(|t| t.elapsed() < analysis::EVERY)
+        {
+            return None;
+        }
+        self.last_analysis = Some(Instant::now());
+        Some(self.analysis_now().await)
+    }
+
+    async fn analysis_now(&mut self) -> Verdict {
+        let since = *self
+            .traffic_since
+            .get_or_insert_with(std::time::SystemTime::now);
+        let tgs = match self.target_groups.clone() {
+            Some(t) => t,
+            None => match self.read_target_groups().await {
+                Ok(t) => {
+                    self.target_groups = Some(t.clone());
+                    t
+                }
+                Err(e) => return Verdict::Inconclusive(e),
+            },
+        };
+        let analyses: Vec<&config::Analysis> = self.analyses.iter().collect();
+        analysis::evaluate(self.ctx, &analyses, &tgs, since).await
+    }
+
+    /// The new revision's target group is the one of the pair not serving production before
+    /// the deployment (DescribeServices: the service's target group until ECS swaps them).
+    async fn read_target_groups(&self) -> Result<analysis::TargetGroups, String> {
+        let lb = self
+            .plan
+            .svc
+            .load_balancer
+            .as_ref()
+            .ok_or("the service has no load balancer")?;
+        let alternate = lb
+            .alternate_target_group_arn
+            .as_deref()
+            .ok_or("the service has no alternate target group")?;
+        let live = ecs::live_services(
+            &self.ctx.ecs,
+            &self.ctx.env.cluster,
+            &[self.name().to_owned()],
+        )
+        .await
+        .map_err(|e| format!("DescribeServices {}: {}", self.name(), aws_err(&e)))?;
+        let serving = live
+            .get(self.name())
+            .and_then(|s| s.load_balancers().first())
+            .and_then(|l| l.target_group_arn())
+            .unwrap_or(&lb.target_group_arn)
+            .to_owned();
+        let green = if serving == alternate {
+            lb.target_group_arn.as_str()
+        } else {
+            alternate
+        };
+        Ok(analysis::TargetGroups::from_arns(green, &serving))
+    }
+
+    /// The analysis at a traffic-step gate: inconclusive under `wait` is looked at again until
+    /// the pause is about to expire.
+    async fn step_analysis(&mut self, hook: &ecs::AwaitingHook) -> Result<(), GateFailed> {
+        if self.analyses.is_empty() {
+            return Ok(());
+        }
+        // Leave time to act before ECS's timeout action: a tenth of what is left, 2-30 s.
+        let left = hook
+            .expires_secs
+            .map(|e| Duration::from_secs_f64((e - now_f64()).max(0.0)));
+        let give_up = Instant::now()
+            + left
+                .map(|l| {
+                    l.saturating_sub(
+                        (l / 10).clamp(Duration::from_secs(2), Duration::from_secs(30)),
+                    )
+                })
+                .unwrap_or(self.ctx.env.timeouts.hook);
+        loop {
+            let verdict = self.analysis_now().await;
+            let analyses: Vec<&config::Analysis> = self.analyses.iter().collect();
+            let waited = Instant::now() >= give_up || self.ctx.cancelled();
+            match analysis::settle(&analyses, verdict, waited) {
+                Verdict::Pass(p) => {
+                    self.line(&p);
+                    return Ok(());
+                }
+                Verdict::Fail(f) => return Err(GateFailed(f)),
+                Verdict::Inconclusive(why) => {
+                    self.line(&format!("{why}; waiting for more data"));
+                    tokio::time::sleep(
+                        analysis::EVERY.min(give_up.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
     /// One round of production checks once production traffic is on the new revision; a
     /// failure stops the deployment with ROLLBACK (retried until ECS shows it).
     async fn production_check(&mut self) {
@@ -745,6 +869,15 @@ impl Follow<'_> {
             return;
         }
         self.last_production_check = Some(Instant::now());
+        if let Some(Verdict::Fail(f)) = self.analysis_round().await {
+            self.line(&format!("with production traffic: {f}"));
+            self.decide_rollback(Stop::new(Outcome::RolledBackSmoke, f));
+            match ecs::roll_back_until_taken(&self.ctx.ecs, &self.arn, self.rollback_by()).await {
+                Ok(how) => self.line(how),
+                Err(e) => self.line(&format!("{e:#}")),
+            }
+            return;
+        }
         let Some(verdict) = gates::bake_check(self.ctx, &self.plan.svc, self.vars).await else {
             return;
         };
