@@ -638,6 +638,9 @@ impl Follow<'_> {
                 _ => String::new(),
             }
         ));
+        if self.gated {
+            self.notify_pause(view, hook, stage.as_ref());
+        }
         let verdict = if self.our_rollback.is_some() {
             Err(GateFailed(
                 "the deployer already decided to roll back".into(),
@@ -739,6 +742,59 @@ impl Follow<'_> {
             return false;
         };
         now == pause || now + 1 == pause
+    }
+
+    /// The pause notification (webhook), sent beside the gate so the gate is not delayed.
+    fn notify_pause(
+        &self,
+        view: &DeploymentView,
+        hook: &ecs::AwaitingHook,
+        stage: Option<&DeploymentLifecycleHookStage>,
+    ) {
+        let Some(url) = &self.ctx.env.notifications.webhook_url else {
+            return;
+        };
+        let url = config::expose(url).to_owned();
+        let at = format!(
+            "{}{}",
+            stage
+                .map(|s| s.as_str())
+                .unwrap_or("a stage it cannot tell"),
+            match view.production_weight {
+                Some(w) if self.plan.svc.strategy.steps_traffic() =>
+                    format!(" (new revision at {w}% of production)"),
+                _ => String::new(),
+            }
+        );
+        let release_id = self
+            .ctx
+            .open_record
+            .lock()
+            .expect("open record")
+            .as_ref()
+            .map(|r| r.release_id.clone())
+            .unwrap_or_default();
+        let (env, service) = (self.ctx.env_name.clone(), self.name().to_owned());
+        let (expires, action) = (
+            hook.expires_at.clone(),
+            hook.timeout_action.as_str().to_owned(),
+        );
+        let report = self.ctx.report.clone_handle();
+        tokio::spawn(async move {
+            let pause = super::report::Pause {
+                env: &env,
+                release_id: &release_id,
+                service: &service,
+                at: &at,
+                expires_at: expires.as_deref(),
+                timeout_action: &action,
+            };
+            if let Err(e) = super::report::notify_pause(&url, &pause).await {
+                report.line(&format!(
+                    "[{service}] warning: pause notification not sent: {e}"
+                ));
+            }
+        });
     }
 
     fn stage_of_pause(&self, view: &DeploymentView) -> Option<DeploymentLifecycleHookStage> {

@@ -28,6 +28,16 @@ impl Reporter {
         }
     }
 
+    /// A reporter for a background task (a notification being sent): same clock and verbosity.
+    pub fn clone_handle(&self) -> Self {
+        Self {
+            started: self.started,
+            github: self.github,
+            quiet: self.quiet,
+            group_open: std::sync::Mutex::new(false),
+        }
+    }
+
     pub fn elapsed_s(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
@@ -144,11 +154,17 @@ pub fn write_github_files(md: &str, outputs: &[(&str, String)]) -> anyhow::Resul
     Ok(())
 }
 
-/// Posts a short message to a Slack-compatible incoming webhook. Failures are warnings: a
-/// notification must never change a release's outcome. The URL is a secret and never printed.
-pub async fn notify(webhook: &str, rec: &ReleaseRecord, outcome: Outcome) -> Result<(), String> {
+/// Posts the release's outcome to a Slack-compatible incoming webhook, with the reason and the
+/// timings. Failures are warnings: a notification must never change a release's outcome. The
+/// URL is a secret and never printed.
+pub async fn notify(
+    webhook: &str,
+    rec: &ReleaseRecord,
+    outcome: Outcome,
+    timings: &str,
+) -> Result<(), String> {
     let text = format!(
-        "{} {} {} to {} ({}): {}{}",
+        "{} {} {} to {} ({}): {}{} ({timings})",
         if outcome == Outcome::Succeeded {
             ":white_check_mark:"
         } else {
@@ -165,6 +181,37 @@ pub async fn notify(webhook: &str, rec: &ReleaseRecord, outcome: Outcome) -> Res
             format!(" — {}", rec.reason.lines().next().unwrap_or_default())
         }
     );
+    post(webhook, &text).await
+}
+
+/// A deployment paused at a hook the deployer gates: which service and step, until when, what
+/// ECS does then, and the commands that take over if this deployer is gone.
+pub struct Pause<'a> {
+    pub env: &'a str,
+    pub release_id: &'a str,
+    pub service: &'a str,
+    /// e.g. `PRE_PRODUCTION_TRAFFIC_SHIFT (new revision at 25% of production)`.
+    pub at: &'a str,
+    pub expires_at: Option<&'a str>,
+    pub timeout_action: &'a str,
+}
+
+pub async fn notify_pause(webhook: &str, p: &Pause<'_>) -> Result<(), String> {
+    let text = format!(
+        ":pause_button: release {rid} to {env}: {svc} paused at {at}, until {until} (then ECS will {action}). \
+         The deployer is running its gate; if it is gone, `deployer release --env {env} --resume` takes over, \
+         `deployer rollback --env {env}` rolls back.",
+        rid = p.release_id,
+        env = p.env,
+        svc = p.service,
+        at = p.at,
+        until = p.expires_at.unwrap_or("its timeout"),
+        action = p.timeout_action,
+    );
+    post(webhook, &text).await
+}
+
+async fn post(webhook: &str, text: &str) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
         .build()

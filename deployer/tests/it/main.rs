@@ -4,6 +4,7 @@
 mod cli;
 mod harness;
 mod json_errors;
+mod notifications;
 mod progressive;
 mod release_bench;
 mod release_fidelity;
