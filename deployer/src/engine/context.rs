@@ -40,6 +40,11 @@ pub struct Stats {
     pub hook_detect_ms: Vec<f64>,
     pub smoke: Vec<(String, CheckResult)>,
     pub polls: u64,
+    /// What each service's deployment went through, as the deployer saw it: (service, what,
+    /// epoch seconds), in order — the step summary's timeline.
+    pub timeline: Vec<(String, String, f64)>,
+    /// Every analysis verdict that decided something: (service, where, verdict).
+    pub analysis: Vec<(String, String, String)>,
 }
 
 impl Ctx {

@@ -446,6 +446,7 @@ impl Follow<'_> {
             };
             ctx.stats.lock().expect("stats").polls += 1;
             if poller.observe(&view) {
+                self.mark(&view);
                 self.line(&format!(
                     "{} · {}{}",
                     view.status.as_str(),
@@ -669,7 +670,10 @@ impl Follow<'_> {
                                 .await
                                 .unwrap_or(Ok(()))
                             {
-                                Ok(()) => self.step_analysis(hook).await.map_err(at),
+                                Ok(()) => self
+                                    .step_analysis(hook, view.production_weight)
+                                    .await
+                                    .map_err(at),
                                 Err(e) => Err(at(e)),
                             }
                         }
@@ -722,6 +726,35 @@ impl Follow<'_> {
             };
             self.decide_rollback(Stop::new(outcome, reason));
         }
+    }
+
+    /// One entry of the step summary's timeline: the stage (with the traffic step), a pause,
+    /// or how the deployment ended.
+    fn mark(&self, view: &DeploymentView) {
+        let what = if view.is_terminal() {
+            view.status.as_str().to_owned()
+        } else if view.awaiting_hook.is_some() {
+            "paused".to_owned()
+        } else {
+            match (view.stage.as_ref(), view.production_weight) {
+                (Some(s), Some(w)) if w > 0.0 && w < 100.0 => format!("{} {w}%", s.as_str()),
+                (Some(s), _) => s.as_str().to_owned(),
+                (None, _) => view.status.as_str().to_owned(),
+            }
+        };
+        self.ctx.stats.lock().expect("stats").timeline.push((
+            self.name().to_owned(),
+            what,
+            now_f64(),
+        ));
+    }
+
+    fn record_analysis(&self, place: &str, verdict: &str) {
+        self.ctx.stats.lock().expect("stats").analysis.push((
+            self.name().to_owned(),
+            place.to_owned(),
+            verdict.to_owned(),
+        ));
     }
 
     /// A PAUSE of ours comes at the next transition, or at this stage without the hook showing
@@ -878,7 +911,11 @@ impl Follow<'_> {
 
     /// The analysis at a traffic-step gate: inconclusive under `wait` is looked at again until
     /// the pause is about to expire.
-    async fn step_analysis(&mut self, hook: &ecs::AwaitingHook) -> Result<(), GateFailed> {
+    async fn step_analysis(
+        &mut self,
+        hook: &ecs::AwaitingHook,
+        hook_weight: Option<f64>,
+    ) -> Result<(), GateFailed> {
         if self.analyses.is_empty() {
             return Ok(());
         }
@@ -898,12 +935,17 @@ impl Follow<'_> {
             let verdict = self.analysis_now().await;
             let analyses: Vec<&config::Analysis> = self.analyses.iter().collect();
             let waited = Instant::now() >= give_up || self.ctx.cancelled();
+            let place = format!("gate at {}% of production", hook_weight.unwrap_or_default());
             match analysis::settle(&analyses, verdict, waited) {
                 Verdict::Pass(p) => {
+                    self.record_analysis(&place, &format!("pass: {p}"));
                     self.line(&p);
                     return Ok(());
                 }
-                Verdict::Fail(f) => return Err(GateFailed(f)),
+                Verdict::Fail(f) => {
+                    self.record_analysis(&place, &format!("FAIL: {f}"));
+                    return Err(GateFailed(f));
+                }
                 Verdict::Inconclusive(why) => {
                     self.line(&format!("{why}; waiting for more data"));
                     tokio::time::sleep(
@@ -926,6 +968,7 @@ impl Follow<'_> {
         }
         self.last_production_check = Some(Instant::now());
         if let Some(Verdict::Fail(f)) = self.analysis_round().await {
+            self.record_analysis("with production traffic", &format!("FAIL: {f}"));
             self.line(&format!("with production traffic: {f}"));
             self.decide_rollback(Stop::new(Outcome::RolledBackSmoke, f));
             match ecs::roll_back_until_taken(&self.ctx.ecs, &self.arn, self.rollback_by()).await {

@@ -75,9 +75,10 @@ impl Reporter {
 pub fn summary_markdown(
     rec: &ReleaseRecord,
     outcome: Outcome,
-    smoke: &[(String, CheckResult)],
+    stats: &super::context::Stats,
     duration_s: f64,
 ) -> String {
+    let smoke: &[(String, CheckResult)] = &stats.smoke;
     let mut md = String::new();
     let icon = if outcome == Outcome::Succeeded {
         "✅"
@@ -128,7 +129,68 @@ pub fn summary_markdown(
             ));
         }
     }
+    if !stats.analysis.is_empty() {
+        md.push_str("\n| analysis | service | where | verdict |\n| --- | --- | --- | --- |\n");
+        for (service, place, verdict) in &stats.analysis {
+            let name = verdict.split('`').nth(1).unwrap_or("analysis").to_owned();
+            md.push_str(&format!(
+                "| {name} | {service} | {place} | {} |\n",
+                verdict.replace('|', "\\|")
+            ));
+        }
+    }
+    md.push_str(&timeline_gantt(&rec.release_id, &stats.timeline));
     md
+}
+
+/// A mermaid gantt (GitHub renders mermaid in step summaries) of each service's lifecycle
+/// stages, traffic steps and pauses, from what the deployer saw: each entry lasts until the
+/// service's next one.
+pub fn timeline_gantt(release_id: &str, timeline: &[(String, String, f64)]) -> String {
+    if timeline.is_empty() {
+        return String::new();
+    }
+    let mut services: Vec<&str> = Vec::new();
+    for (s, _, _) in timeline {
+        if !services.contains(&s.as_str()) {
+            services.push(s);
+        }
+    }
+    let mut md = format!(
+        "\n```mermaid\ngantt\n    title Release {release_id}\n    dateFormat X\n    axisFormat %H:%M:%S\n"
+    );
+    for svc in services {
+        md.push_str(&format!("    section {}\n", mermaid_text(svc)));
+        let entries: Vec<&(String, String, f64)> =
+            timeline.iter().filter(|(s, _, _)| s == svc).collect();
+        for (i, (_, what, at)) in entries.iter().enumerate() {
+            let start = at.floor() as i64;
+            // The last entry (how it ended) is a milestone-like one-second bar.
+            let end = entries
+                .get(i + 1)
+                .map(|(_, _, next)| next.floor() as i64)
+                .unwrap_or(start)
+                .max(start + 1);
+            let tag = if what == "paused" {
+                "active, "
+            } else if what.starts_with("ROLLBACK") || what == "STOPPED" {
+                "crit, "
+            } else {
+                ""
+            };
+            md.push_str(&format!(
+                "    {} :{tag}{start}, {end}\n",
+                mermaid_text(what)
+            ));
+        }
+    }
+    md.push_str("```\n");
+    md
+}
+
+/// Text mermaid takes as a section or task name (`:` and `#` end or break them).
+fn mermaid_text(s: &str) -> String {
+    s.replace([':', '#', ';'], " ")
 }
 
 /// Appends to `$GITHUB_STEP_SUMMARY` and `$GITHUB_OUTPUT` when they are set (in Actions, or in

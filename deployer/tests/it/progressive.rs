@@ -320,6 +320,20 @@ async fn a_linear_release_is_rolled_back_at_step_two_of_four_by_the_analysis() {
             RecordOutcome::Ended(Outcome::RolledBackSmoke),
             "{timing}"
         );
+        // The step summary: a timeline of the steps, and the analysis verdict that decided.
+        let summary = std::fs::read_to_string(&w.summary).unwrap();
+        for want in [
+            "```mermaid\ngantt",
+            "section orchestrator",
+            "PRODUCTION_TRAFFIC_SHIFT 25%",
+            "ROLLBACK_SUCCESSFUL :crit, ",
+            "| 5xx rate | orchestrator | with production traffic | FAIL: analysis `5xx rate`: green",
+        ] {
+            assert!(
+                summary.contains(want),
+                "{timing}: {want:?} not in the summary:\n{summary}"
+            );
+        }
     }
 }
 
@@ -333,6 +347,11 @@ async fn a_healthy_canary_passes_its_analysis() {
     let out = w.run(RELEASE, &new.url).await;
     assert_exit(&out, Code::Ok);
     assert_stderr_has(&out, "(new revision at 10");
+    let summary = std::fs::read_to_string(&w.summary).unwrap();
+    assert!(
+        summary.contains("| 5xx rate | orchestrator | gate at 10% of production | pass: "),
+        "{summary}"
+    );
     assert_stderr_has(
         &out,
         "analysis `5xx rate`: green 0.4 % HTTPCode_Target_5XX_Count within limits",
