@@ -13,6 +13,7 @@ use axum::routing::get;
 const INDEX: &str = include_str!("ui/index.html");
 const APP_JS: &str = include_str!("ui/app.js");
 const APP_CSS: &str = include_str!("ui/app.css");
+const FAVICON: &str = include_str!("ui/favicon.svg");
 
 /// The page's Content-Security-Policy: only this origin's script, style and API.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -23,6 +24,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/", get(index))
         .route("/ui/app.js", get(app_js))
         .route("/ui/app.css", get(app_css))
+        .route("/ui/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -46,6 +49,10 @@ async fn app_js() -> Response {
 
 async fn app_css() -> Response {
     asset("text/css; charset=utf-8", APP_CSS)
+}
+
+async fn favicon() -> Response {
+    asset("image/svg+xml", FAVICON)
 }
 
 /// Adds the security headers to every response (API answers included).

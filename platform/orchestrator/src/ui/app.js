@@ -185,13 +185,13 @@
           api("POST", "/api/v1/workflows/" + id + "/retry").then(render, function (e) { say(e.message, true); });
         } }, ["Retry from the failed stage"]));
       }
-      view.replaceChildren(
+      view.replaceChildren.apply(view, [
         el("h2", {}, [el("a", { href: "#/workflows", text: "Workflows" }), " / " + w.name + " ", el("span", { id: "workflow-state", class: "state state-" + w.state, text: w.state })]),
         el("p", { class: "dim" }, [w.type + " · template " + w.template + " · ", el("span", { class: "mono", text: w.id })]),
         w.failure_reason ? el("p", { class: "error", id: "failure-reason", text: w.failure_reason }) : null,
         el("div", {}, actions),
         el("h3", { text: "Stages" }), timeline,
-        el("h3", { text: "Events" }), events);
+        el("h3", { text: "Events" }), events].filter(function (c) { return c !== null; }));
     });
   }
 
