@@ -95,7 +95,7 @@ impl Bus {
     /// One DLQ entry, if it is (still) there. `id` must pass [`valid_entry_id`].
     pub async fn dlq_entry(&self, kind: Stage, id: &str) -> Result<Option<DlqEntry>, BusError> {
         let mut c = self.cmd.clone();
-        let reply: StreamRangeReply = c.xrange(&self.dlq_stream(kind), id, id).await?;
+        let reply: StreamRangeReply = c.xrange(self.dlq_stream(kind), id, id).await?;
         Ok(reply.ids.first().map(|e| to_entry(kind, e)))
     }
 
