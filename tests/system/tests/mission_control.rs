@@ -343,6 +343,35 @@ async fn mission_control_shows_workflows_live_and_redrives_a_dead_letter_by_clic
     assert_eq!(same, json!(true), "the page was not reloaded");
     b.screenshot(&shots().join("workflows.png")).await?;
 
+    // The state filter: only the failed one, then every workflow again.
+    click_when_ready(
+        &b,
+        "#filter-status option[value='failed']",
+        Duration::from_secs(10),
+    )
+    .await?;
+    b.wait_until(
+        "the failed filter to list only the failed workflow",
+        Duration::from_secs(15),
+        "const rows = [...document.querySelectorAll('#workflows tr[data-workflow-id]')].map(r => r.dataset.workflowId);
+         return rows.length === 1 && rows[0] === arguments[0] && document.getElementById('filter-status').value === 'failed';",
+        json!([poisoned]),
+    )
+    .await?;
+    click_when_ready(
+        &b,
+        "#filter-status option[value='']",
+        Duration::from_secs(10),
+    )
+    .await?;
+    b.wait_until(
+        "both workflows again",
+        Duration::from_secs(15),
+        "return document.querySelectorAll('#workflows tr[data-workflow-id]').length === 2;",
+        json!([]),
+    )
+    .await?;
+
     // Its stage timeline: five stages, each with its attempt, and the events.
     b.click(&format!("tr[data-workflow-id='{created}'] a.name"))
         .await?;
@@ -422,6 +451,35 @@ async fn mission_control_shows_workflows_live_and_redrives_a_dead_letter_by_clic
         json!([poisoned]),
     )
     .await?;
+    // Paging: 20 more workflows push the first two to the second page (20 per page).
+    for i in 0..20 {
+        p.create(&format!("page-{i}"), "static-web").await?;
+    }
+    b.wait_until(
+        "a full first page with a next button",
+        Duration::from_secs(30),
+        "return document.querySelectorAll('#workflows tr[data-workflow-id]').length === 20 && !document.getElementById('page-next').disabled;",
+        json!([]),
+    )
+    .await?;
+    click_when_ready(&b, "#page-next", Duration::from_secs(10)).await?;
+    b.wait_until(
+        "the second page with the two oldest workflows",
+        Duration::from_secs(15),
+        "const rows = [...document.querySelectorAll('#workflows tr[data-workflow-id]')].map(r => r.dataset.workflowId);
+         return rows.length === 2 && rows.includes(arguments[0]) && rows.includes(arguments[1]) && document.getElementById('page-next').disabled;",
+        json!([poisoned, created]),
+    )
+    .await?;
+    click_when_ready(&b, "#page-prev", Duration::from_secs(10)).await?;
+    b.wait_until(
+        "the first page again",
+        Duration::from_secs(15),
+        "return document.querySelectorAll('#workflows tr[data-workflow-id]').length === 20 && document.getElementById('page-prev').disabled;",
+        json!([]),
+    )
+    .await?;
+
     let console = b.console().await;
     assert!(
         !console.contains("Content Security Policy") && !console.contains("SEVERE"),

@@ -386,6 +386,30 @@ async fn event_streams_deliver_every_transition_live_and_resume_after_last_event
         )
         .await?;
     assert_eq!(s, 404);
+
+    // A stop does not wait on open event streams: they end with it, well inside the grace.
+    let mut open_stream = open("/api/v1/events/stream", None).await?;
+    assert_eq!(open_stream.status(), 200);
+    let started = Instant::now();
+    let status = p
+        .orchestrator
+        .as_mut()
+        .context("orchestrator")?
+        .terminate(Duration::from_secs(7));
+    let took = started.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the orchestrator exits 0 on SIGTERM with a stream open: {status:?}"
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "stopped in {took:?} with a stream open"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = open_stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the client sees the stream end");
     Ok(())
 }
 
