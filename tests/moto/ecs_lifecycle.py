@@ -109,7 +109,12 @@ def _call_action(self):
 
 def _create_service(self):
     config = self._get_param("deploymentConfiguration")
-    validate_deployment_configuration(config, cfg.get(self.current_account, "lambda_role_required"))
+    account = self.current_account
+    validate_deployment_configuration(
+        config,
+        cfg.get(account, "lambda_role_required"),
+        mismatch=cfg.get(account, "strategy_configuration_mismatch"),
+    )
     result = _orig_create_service(self)
     service = result.result["service"] if isinstance(result, ActionResult) else None
     if service is None:
@@ -137,7 +142,12 @@ def _update_service(self):
     if sent is not None:
         mode = cfg.get(self.current_account, "deployment_configuration_update")
         merged = merge_deployment_configuration(getattr(service, "deployment_configuration", None), sent, mode)
-        validate_deployment_configuration(merged, cfg.get(self.current_account, "lambda_role_required"))
+        validate_deployment_configuration(
+            merged,
+            cfg.get(self.current_account, "lambda_role_required"),
+            sent=sent,
+            mismatch=cfg.get(self.current_account, "strategy_configuration_mismatch"),
+        )
     previous = service.task_definition
     requested = request.get("taskDefinition")
     force = bool(request.get("forceNewDeployment"))
@@ -379,6 +389,9 @@ def _control(environ, start_response):
             at = body.get("at")
             if at is not None and at not in ld.TRAFFIC_SHIFT_STAGES:
                 return _reply(start_response, 400, {"error": f"at must be one of {ld.TRAFFIC_SHIFT_STAGES}"})
+            step = body.get("step")
+            if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 1):
+                return _reply(start_response, 400, {"error": "step is a traffic step number (1, 2, ...)"})
             try:
                 fault = cfg.arm(account, body)
             except (ValueError, TypeError) as e:

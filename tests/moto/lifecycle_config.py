@@ -42,6 +42,18 @@ BASE: dict[str, Any] = {
     "lambda_role_required": True,
     # token buckets: {"<Action or *>": {"rate": tokens/s, "burst": bucket size}}
     "throttle": {},
+    # LINEAR/CANARY: where a client can read which traffic step a deployment is at (the API has
+    # no step field): "events" = a service event per step, "status_reason" = statusReason names
+    # the step too, "none" = only the revisions' requestedProductionTrafficWeight tells
+    "step_reporting": "events",
+    # LINEAR/CANARY: when the PRE_PRODUCTION_TRAFFIC_SHIFT hooks of step n+1 run relative to the
+    # step bake after step n: "after_bake" (shift, bake, hooks, shift) or "before_bake" (shift,
+    # hooks, bake, shift). AWS says only "before every traffic shift step" / "between each step"
+    "step_hook_timing": "after_bake",
+    # a request that sends linearConfiguration (canaryConfiguration) with another strategy: the
+    # model says "Only valid when the deployment strategy is LINEAR (CANARY)"; whether AWS
+    # refuses or ignores it is not documented: "ignore" keeps it unused, "reject" refuses it
+    "strategy_configuration_mismatch": "ignore",
 }
 for _k in _TIMING_KEYS:
     _env = os.environ.get(f"ECS_PLUGIN_{_k.upper()}")
@@ -65,6 +77,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "paused_stage": "omitted",
         "list_lag_seconds": 2.0,
         "duplicate_deployments": True,
+        "step_reporting": "none",
+        "strategy_configuration_mismatch": "reject",
     },
 }
 DEFAULT_PROFILE = os.environ.get("ECS_PLUGIN_PROFILE", "fast") or "fast"
@@ -73,6 +87,11 @@ if DEFAULT_PROFILE not in PROFILES:
 
 PAUSED_STAGE_VALUES = ("stage", "omitted", "previous")
 DC_UPDATE_VALUES = ("merge", "replace")
+CHOICES = {
+    "step_reporting": ("events", "status_reason", "none"),
+    "step_hook_timing": ("after_bake", "before_bake"),
+    "strategy_configuration_mismatch": ("ignore", "reject"),
+}
 
 # account -> {"profile": name, "overrides": {key: value}}
 _config: dict[str, dict[str, Any]] = {}
@@ -104,6 +123,10 @@ def _check(key: str, value: Any) -> Any:
     if key == "deployment_configuration_update":
         if value not in DC_UPDATE_VALUES:
             raise ValueError(f"deployment_configuration_update must be one of {list(DC_UPDATE_VALUES)}")
+        return value
+    if key in CHOICES:
+        if value not in CHOICES[key]:
+            raise ValueError(f"{key} must be one of {list(CHOICES[key])}")
         return value
     if key in ("list_finished_hooks", "duplicate_deployments", "lambda_role_required"):
         if not isinstance(value, bool):

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import lifecycle_config as cfg
+from lifecycle_validation import CANARY_BAKE, CANARY_PERCENT, LINEAR_BAKE, LINEAR_PERCENT
 
 # ServiceDeploymentLifecycleStage order, with the hook-only PRE_PRODUCTION_TRAFFIC_SHIFT
 # (DeploymentLifecycleHookStage: "Occurs before production traffic shift") placed before
@@ -43,6 +44,32 @@ IN_FLIGHT = {"PENDING", "IN_PROGRESS"}
 # StopServiceDeployment: the states the "Stopping Amazon ECS service deployments" page lists
 STOPPABLE = {"PENDING", "IN_PROGRESS", "STOP_REQUESTED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS"}
 REPLACED_REASON = "Replaced by a new service deployment."
+
+
+def traffic_steps(strategy: str, config: dict[str, Any]) -> tuple[list[float], float]:
+    """The production traffic weights of the new revision, one per traffic step, and the bake
+    (in configured minutes) between steps. LINEAR: stepPercent per step until 100 %
+    (LinearConfiguration: "shifts production traffic in equal percentage increments ... until
+    100%"; default 10.0 % and 6 minutes; the last step is what is left, as the CloudFormation
+    LinearConfiguration page counts steps: 11 % gives 9 bakes, so 10 steps). CANARY:
+    canaryPercent, then the rest (CanaryConfiguration; default 5.0 % and 10 minutes).
+    BLUE_GREEN: one step of 100 %."""
+    if strategy == "LINEAR":
+        section = config.get("linearConfiguration") or {}
+        pct, bake = section.get(LINEAR_PERCENT[0]), section.get(LINEAR_BAKE[0])
+        pct = LINEAR_PERCENT[3] if pct is None else float(pct)
+        bake = LINEAR_BAKE[3] if bake is None else float(bake)
+        tenths = max(1, round(pct * 10))
+        steps = [min(1000, k * tenths) / 10 for k in range(1, math.ceil(1000 / tenths) + 1)]
+        return steps, bake
+    if strategy == "CANARY":
+        section = config.get("canaryConfiguration") or {}
+        pct, bake = section.get(CANARY_PERCENT[0]), section.get(CANARY_BAKE[0])
+        pct = CANARY_PERCENT[3] if pct is None else float(pct)
+        bake = CANARY_BAKE[3] if bake is None else float(bake)
+        pct = round(pct, 1)
+        return ([pct, 100.0] if pct < 100.0 else [100.0]), bake
+    return [100.0], 0.0
 
 # (account, region) -> {arn: Deployment}
 _deployments: dict[tuple[str, str], dict[str, "Deployment"]] = {}
@@ -127,6 +154,14 @@ class Deployment:
         }
         self.test_weight = 0.0
         self.prod_weight = 0.0
+        # production traffic steps (LINEAR/CANARY; BLUE_GREEN has one): `traffic_step` is the index of the
+        # step being prepared (PRE_PRODUCTION_TRAFFIC_SHIFT) or shifted; in PRODUCTION_TRAFFIC_SHIFT
+        # `phase` is "shift" (stage_seconds), "bake" (the step bake after it) or "bake_before"
+        # (step_hook_timing before_bake: the bake after the previous step's hooks)
+        self.steps, self.step_bake_minutes = traffic_steps(self.strategy, self.config)
+        self.traffic_step = 0
+        self.phase: str | None = None
+        self.hook_timing = cfg.get(self.account, "step_hook_timing")
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -178,8 +213,12 @@ class Deployment:
             return
         if stage == "TEST_TRAFFIC_SHIFT":
             self.test_weight = 100.0
+            apply_listener_weights(self)
         if stage == "PRODUCTION_TRAFFIC_SHIFT":
-            self.prod_weight = 100.0
+            if self.hook_timing == "before_bake" and self.traffic_step > 0 and self.step_bake_minutes > 0:
+                self.phase = "bake_before"
+            else:
+                self.shift(at)
         for hook in self._pause_hooks_for(stage):
             timeout = hook.get("timeoutConfiguration") or {}
             # DeploymentLifecycleHookTimeoutConfiguration: default 1440 minutes, action ROLLBACK
@@ -192,20 +231,67 @@ class Deployment:
                     "expiresAt": at + minutes * cfg.seconds(self.account, "minute_seconds"),
                     "timeoutAction": timeout.get("action") or "ROLLBACK",
                     "_stage": stage,
+                    "_step": self.traffic_step + 1 if stage == "PRE_PRODUCTION_TRAFFIC_SHIFT" else None,
                 }
             )
-            self.event(f"deployment {self.short_id()} paused at {stage}, awaiting action.", at)
+            where = stage
+            if stage == "PRE_PRODUCTION_TRAFFIC_SHIFT" and len(self.steps) > 1 and cfg.get(self.account, "step_reporting") == "events":
+                where = f"{stage} (before traffic step {self.traffic_step + 1} of {len(self.steps)})"
+            self.event(f"deployment {self.short_id()} paused at {where}, awaiting action.", at)
+
+    def shift(self, at: float) -> None:
+        """One production traffic step: the new revision's weight goes to steps[step]."""
+        self.phase = "shift"
+        self.stage_entered = self.updated = at
+        self.prod_weight = self.steps[self.traffic_step]
+        apply_listener_weights(self)
+        mode = cfg.get(self.account, "step_reporting")
+        if len(self.steps) > 1 and mode != "none":
+            text = f"production traffic step {self.traffic_step + 1} of {len(self.steps)} ({self.prod_weight:g}%)"
+            if mode == "events":
+                self.event(
+                    f"deployment {self.short_id()} shifted {self.prod_weight:g}% of production traffic to the new "
+                    f"service revision (step {self.traffic_step + 1} of {len(self.steps)}).",
+                    at,
+                )
+            elif mode == "status_reason":
+                self.reason = f"ECS deployment in progress: {text}."
+
+    def step_bake_seconds(self) -> float:
+        return self.step_bake_minutes * cfg.seconds(self.account, "minute_seconds")
 
     def stage_duration(self, stage: str) -> float:
         if stage in HOOK_ONLY_STAGES:
             return 0.0
+        if stage == "PRODUCTION_TRAFFIC_SHIFT" and self.phase in ("bake", "bake_before"):
+            return self.step_bake_seconds()
         if stage == "BAKE_TIME":
             minutes = float(self.config.get("bakeTimeInMinutes") or 0)
             return minutes * cfg.seconds(self.account, "minute_seconds")
         return cfg.seconds(self.account, "stage_seconds")
 
     def next_stage(self, at: float) -> None:
-        """Leaves the current stage at `at` (after its hooks resolved)."""
+        """Leaves the current stage at `at` (after its hooks resolved). PRODUCTION_TRAFFIC_SHIFT
+        of a LINEAR/CANARY deployment loops: each step not the last is followed by its bake and
+        by the PRE_PRODUCTION_TRAFFIC_SHIFT hooks of the next step (in the order step_hook_timing
+        says); the step bake is "not applied after reaching 100 percent traffic"."""
+        if self.stage == "PRODUCTION_TRAFFIC_SHIFT":
+            last = self.traffic_step >= len(self.steps) - 1
+            if self.phase == "bake_before":
+                self.shift(at)
+                return
+            if self.phase == "shift" and not last:
+                if self.hook_timing == "after_bake" and self.step_bake_minutes > 0:
+                    self.phase = "bake"
+                    self.stage_entered = self.updated = at
+                    return
+                self.traffic_step += 1
+                self.enter_stage(self.stages.index("PRE_PRODUCTION_TRAFFIC_SHIFT"), at)
+                return
+            if self.phase == "bake":
+                self.traffic_step += 1
+                self.enter_stage(self.stages.index("PRE_PRODUCTION_TRAFFIC_SHIFT"), at)
+                return
         if self.stage_index + 1 >= len(self.stages):
             self.succeed(at)
         else:
@@ -250,24 +336,34 @@ class Deployment:
         self.set_service_td(self.target["taskDefinition"], "FAILED", reason, at)
         self.event(f"deployment failed: {reason}", at)
 
-    def _reached(self, stage: str) -> bool:
+    def _reached(self, stage: str, step: int | None = None) -> bool:
         """Whether the deployment is at or past `stage` in the full stage order, so a fault aimed
         at a stage this strategy skips (POST_SCALE_UP of a ROLLING deployment) fires at the
-        next stage it does have."""
+        next stage it does have. `step` (1-based, for PRE_PRODUCTION_TRAFFIC_SHIFT and
+        PRODUCTION_TRAFFIC_SHIFT): that traffic step's hooks ran / its traffic has shifted."""
         current = self.stage
         if current is None:
             return False
         order = TRAFFIC_SHIFT_STAGES
         if stage not in order:
             return False
-        return order.index(current) >= order.index(stage)
+        if order.index(current) < order.index(stage):
+            return False
+        if step is None or current not in ("PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"):
+            return True
+        n = self.traffic_step + 1
+        if stage == "PRODUCTION_TRAFFIC_SHIFT" and self.phase == "bake_before":
+            n -= 1
+        if stage == "PRODUCTION_TRAFFIC_SHIFT" and current == "PRE_PRODUCTION_TRAFFIC_SHIFT":
+            n -= 1  # preparing step n: step n-1 has shifted
+        return n >= step
 
     def _check_faults(self) -> bool:
         """Faults due at the current stage; True when one changed the deployment."""
         name = self.service.name
         at = self.clock
         cb = cfg.peek(self.account, "circuit_breaker", service=name)
-        if cb and self._reached(cb.get("at") or "SCALE_UP"):
+        if cb and self._reached(cb.get("at") or "SCALE_UP", cb.get("step")):
             cfg.take(self.account, "circuit_breaker", service=name)
             if not self.cb_enabled:
                 cfg.record_ignored(self.account, cb, self.arn, "deploymentCircuitBreaker is not enabled on this deployment")
@@ -286,7 +382,7 @@ class Deployment:
                     self.fail_without_rollback(reason, at)
                 return True
         alarm = cfg.peek(self.account, "alarm", service=name)
-        if alarm and self._reached(alarm.get("at") or "BAKE_TIME"):
+        if alarm and self._reached(alarm.get("at") or "BAKE_TIME", alarm.get("step")):
             cfg.take(self.account, "alarm", service=name)
             wanted = alarm.get("alarm") or (self.alarms["alarmNames"][:1] or [None])[0]
             if not self.alarms_enabled:
@@ -358,6 +454,7 @@ class Deployment:
             if not self.rollback_fails:
                 self.test_weight = 0.0
                 self.prod_weight = 0.0
+                apply_listener_weights(self)
             return True
         if self.status == "ROLLBACK_IN_PROGRESS":
             due = self.clock + cfg.seconds(self.account, "rollback_seconds")
@@ -431,6 +528,8 @@ class Deployment:
             if mode == "omitted":
                 return None
             if mode == "previous":
+                if stage == "PRE_PRODUCTION_TRAFFIC_SHIFT" and self.traffic_step > 0:
+                    return "PRODUCTION_TRAFFIC_SHIFT"  # the previous traffic step
                 return self.stages[self.stage_index - 1] if self.stage_index > 0 else None
         return stage
 
@@ -496,6 +595,10 @@ class Deployment:
             "stage": self.stage,
             "created": self.created,
             "hooks": [dict(h) for h in self.hooks],
+            "steps": self.steps,
+            "step": self.traffic_step + 1,
+            "phase": self.phase,
+            "production_weight": self.prod_weight,
             "target": self.target,
             "source": self.source,
             "rollback_to": self.rollback_to,
@@ -503,6 +606,52 @@ class Deployment:
 
 
 # ---------------------------------------------------------------------- backend glue
+def _find_forward_actions(account: str, region: str, arn: str) -> list[Any]:
+    """The forward actions of listener rule (ALB) or listener (NLB) `arn` in moto's ELBv2, or []
+    when moto has no such rule (tests may name made-up ARNs)."""
+    try:
+        from moto.elbv2.models import elbv2_backends
+    except ImportError:  # pragma: no cover - moto without ELBv2
+        return []
+    backend = elbv2_backends[account][region]
+    for lb in list(backend.load_balancers.values()):
+        for listener in list(lb.listeners.values()):
+            holders = []
+            if listener.arn == arn:
+                # ModifyListener replaces the default rule's actions (moto keeps them there)
+                default = getattr(listener, "_default_rule", {}).get(0)
+                holders.append(default.actions if default is not None else getattr(listener, "default_actions", []))
+            for rule in list(listener.rules.values()):
+                if rule.arn == arn and not getattr(rule, "is_default", False):
+                    holders.append(rule.actions)
+            if holders:
+                return [a for acts in holders for a in acts if getattr(a, "type", None) == "forward"]
+    return []
+
+
+def apply_listener_weights(dep: "Deployment") -> None:
+    """ECS shifts traffic by changing the weights of the production (and test) listener rule's
+    two target groups (AWS Containers blog "Gradual deployments in Amazon ECS with linear and
+    canary strategies": "Elastic Load Balancing weighted target groups"; guide/
+    alb-resources-for-blue-green). Blue = loadBalancers[].targetGroupArn, green =
+    advancedConfiguration.alternateTargetGroupArn; weights are whole numbers (ELBv2 weights are
+    integers), so 3.3 % is 3."""
+    for lb in getattr(dep.service, "load_balancers", None) or []:
+        adv = lb.get("advancedConfiguration") or {}
+        blue, green = lb.get("targetGroupArn"), adv.get("alternateTargetGroupArn")
+        if not blue or not green:
+            continue
+        for key_, weight in (("productionListenerRule", dep.prod_weight), ("testListenerRule", dep.test_weight)):
+            arn = adv.get(key_)
+            if not arn:
+                continue
+            wanted = {green: int(round(weight)), blue: 100 - int(round(weight))}
+            for action in _find_forward_actions(dep.account, dep.region, arn):
+                for tg in (action.data.get("ForwardConfig") or {}).get("TargetGroups", []):
+                    if tg.get("TargetGroupArn") in wanted:
+                        tg["Weight"] = wanted[tg["TargetGroupArn"]]
+
+
 def swap_target_groups(service) -> None:
     """After a successful blue/green deployment the alternate target group serves production:
     ECS alternates the pair on each deployment (terraform-provider-aws #45678)."""

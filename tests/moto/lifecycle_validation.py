@@ -35,9 +35,72 @@ HOOK_ACTIONS = ("ROLLBACK", "CONTINUE")
 # DeploymentLifecycleHookDuration: min 1, max 20160
 TIMEOUT_MIN, TIMEOUT_MAX = 1, 20160
 STRATEGIES = ("ROLLING", "BLUE_GREEN", "LINEAR", "CANARY")
+# LinearConfiguration / CanaryConfiguration (model doc strings): (field, low, high, default)
+# percentages are "multiples of 0.1"; bake times are whole minutes "0 to 1440 minutes (24 hours)"
+LINEAR_PERCENT = ("stepPercent", 3.0, 100.0, 10.0)
+LINEAR_BAKE = ("stepBakeTimeInMinutes", 0, 1440, 6)
+CANARY_PERCENT = ("canaryPercent", 0.1, 100.0, 5.0)
+CANARY_BAKE = ("canaryBakeTimeInMinutes", 0, 1440, 10)
+STRATEGY_CONFIGURATIONS = {"LINEAR": "linearConfiguration", "CANARY": "canaryConfiguration"}
 
 
-def validate_deployment_configuration(config: dict[str, Any] | None, lambda_role_required: bool = True) -> None:
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _check_percent(where: str, section: dict[str, Any], spec: tuple) -> None:
+    name, low, high, _ = spec
+    if name not in section or section[name] is None:
+        return
+    v = _number(section[name])
+    tenths = None if v is None else v * 10
+    if v is None or not (low - 1e-9 <= v <= high + 1e-9) or abs(tenths - round(tenths)) > 1e-6:
+        raise InvalidParameter(
+            f"{where}.{name} must be a multiple of 0.1 from {low} to {high} (got {section[name]!r})."
+        )
+
+
+def _check_minutes(where: str, section: dict[str, Any], spec: tuple) -> None:
+    name, low, high, _ = spec
+    if name not in section or section[name] is None:
+        return
+    v = _number(section[name])
+    if v is None or v != int(v) or not (low <= v <= high):
+        raise InvalidParameter(f"{where}.{name} must be a whole number of minutes from {low} to {high} (got {section[name]!r}).")
+
+
+def validate_strategy_configuration(config: dict[str, Any], sent: dict[str, Any] | None, mismatch: str) -> None:
+    """linearConfiguration / canaryConfiguration: value ranges per the model; `mismatch`
+    ("ignore" | "reject", a knob) says whether a request that sends one of them with another
+    strategy is refused ("Only valid when the deployment strategy is LINEAR/CANARY")."""
+    strategy = config.get("strategy") or "ROLLING"
+    for key, percent, bake in (
+        ("linearConfiguration", LINEAR_PERCENT, LINEAR_BAKE),
+        ("canaryConfiguration", CANARY_PERCENT, CANARY_BAKE),
+    ):
+        section = config.get(key)
+        if section is None:
+            continue
+        where = f"deploymentConfiguration.{key}"
+        if not isinstance(section, dict):
+            raise InvalidParameter(f"{where} must be a structure.")
+        _check_percent(where, section, percent)
+        _check_minutes(where, section, bake)
+        if mismatch == "reject" and (sent or {}).get(key) is not None and STRATEGY_CONFIGURATIONS.get(strategy) != key:
+            wanted = next(s for s, k in STRATEGY_CONFIGURATIONS.items() if k == key)
+            raise InvalidParameter(
+                f"{where} is only valid when the deployment strategy is {wanted} (the strategy is {strategy})."
+            )
+
+
+def validate_deployment_configuration(
+    config: dict[str, Any] | None,
+    lambda_role_required: bool = True,
+    sent: dict[str, Any] | None = None,
+    mismatch: str = "ignore",
+) -> None:
     """Raises InvalidParameterException for a deploymentConfiguration AWS rejects.
     `lambda_role_required`: whether an AWS_LAMBDA hook without roleArn is refused (the model
     requires hookTargetArn; it does not say roleArn is required, so this is a knob)."""
@@ -50,6 +113,7 @@ def validate_deployment_configuration(config: dict[str, Any] | None, lambda_role
     # the BLUE_GREEN deployment strategy."
     if strategy == "BLUE_GREEN" and config.get("bakeTimeInMinutes") is None:
         raise InvalidParameter("bakeTimeInMinutes must be provided when the deployment strategy is BLUE_GREEN.")
+    validate_strategy_configuration(config, config if sent is None else sent, mismatch)
     for i, hook in enumerate(config.get("lifecycleHooks") or []):
         where = f"deploymentConfiguration.lifecycleHooks[{i}]"
         target_type = hook.get("targetType") or "AWS_LAMBDA"  # the model's default

@@ -289,6 +289,28 @@ pub struct AwaitingHook {
     pub timeout_action: DeploymentLifecycleHookAction,
 }
 
+/// The lifecycle stages in the order a deployment goes through them, as the ECS API model
+/// documents `ServiceDeployment.lifecycleStage` (the SDK's `values()` lists them alphabetically,
+/// which is not that order).
+pub const LIFECYCLE_ORDER: [&str; 11] = [
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+    "BAKE_TIME",
+    "CLEAN_UP",
+];
+
+/// Where `stage` (a lifecycle or hook stage name) comes in [`LIFECYCLE_ORDER`].
+pub fn lifecycle_position(stage: &str) -> Option<usize> {
+    LIFECYCLE_ORDER.iter().position(|s| *s == stage)
+}
+
 /// What the deployer needs from a service deployment, flattened from the SDK shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentView {
@@ -309,6 +331,9 @@ pub struct DeploymentView {
     /// How many lifecycle hooks the deployment lists as finished (SUCCEEDED, FAILED,
     /// TIMED_OUT). ECS may or may not keep finished hooks in the list: a hint, never relied on.
     pub finished_hooks: usize,
+    /// The share of production traffic ECS has asked for on the new revision (0-100): which
+    /// step of a LINEAR/CANARY shift the deployment is at. `None` when not reported.
+    pub production_weight: Option<f64>,
 }
 
 impl DeploymentView {
@@ -354,6 +379,9 @@ impl DeploymentView {
                 .target_service_revision()
                 .and_then(|r| r.arn())
                 .map(str::to_owned),
+            production_weight: d
+                .target_service_revision()
+                .and_then(|r| r.requested_production_traffic_weight()),
             updated_at: d.updated_at().map(|t| t.as_secs_f64()),
             created_at: d.created_at().cloned(),
             finished_hooks: hooks
@@ -616,6 +644,7 @@ pub(crate) mod tests {
             updated_at: None,
             created_at: None,
             finished_hooks: 0,
+            production_weight: None,
         }
     }
 

@@ -128,15 +128,25 @@ async fn candidates(
 }
 
 /// Adaptive poll interval: [`Poller::FAST`] after a change or an action of ours, growing while
-/// nothing moves to [`Poller::SLOW`], or [`Poller::BAKING`] during BAKE_TIME (a bake of many
-/// minutes needs a few reads, not hundreds). ECS throttles API calls per account and region, so
-/// a release of several services must not poll every few milliseconds; a hook still gets acted
-/// on within about a second of ECS showing it, because hooks appear right after a transition,
-/// when the interval is short.
+/// nothing moves to [`Poller::SLOW`]. ECS throttles API calls per account and region, so a
+/// release of several services must not poll every few milliseconds. Two refinements spend the
+/// reads where they matter:
+/// - while a PAUSE of ours is due next ([`Poller::expect_pause`]: ECS is in the stage just
+///   before one, or in it without the hook showing yet), the ceiling is [`Poller::PAUSE_SOON`],
+///   for at most [`Poller::PAUSE_SOON_FOR`] of that stage: a hook appears right after a
+///   transition, and acting on it fast shortens the release; a long stage (tasks starting for
+///   minutes) is not polled at that rate throughout;
+/// - during BAKE_TIME the interval doubles up to [`Poller::BAKING`], and when the bake's length
+///   is known the poll lands on its expected end: a bake of many minutes needs a few reads, not
+///   hundreds (the deployer's production checks run meanwhile on their own schedule and need no
+///   ECS call), and the end is still seen within about a second.
 pub struct Poller {
     interval: Duration,
     last: Option<(ServiceDeploymentStatus, Option<Stage>, bool)>,
     pub polls: u64,
+    stage_since: Instant,
+    bake: Option<Duration>,
+    pause_soon: bool,
 }
 
 impl Default for Poller {
@@ -148,7 +158,9 @@ impl Default for Poller {
 impl Poller {
     pub const FAST: Duration = Duration::from_millis(1000);
     pub const SLOW: Duration = Duration::from_secs(6);
-    pub const BAKING: Duration = Duration::from_secs(20);
+    pub const PAUSE_SOON: Duration = Duration::from_millis(1500);
+    pub const PAUSE_SOON_FOR: Duration = Duration::from_secs(60);
+    pub const BAKING: Duration = Duration::from_secs(30);
     const GROWTH: f32 = 1.5;
 
     pub fn new() -> Self {
@@ -156,11 +168,32 @@ impl Poller {
             interval: Self::FAST,
             last: None,
             polls: 0,
+            stage_since: Instant::now(),
+            bake: None,
+            pause_soon: false,
+        }
+    }
+
+    /// The bake time the deployment was configured with (`bakeTimeInMinutes`), when known.
+    pub fn with_bake(mut self, bake: Option<Duration>) -> Self {
+        self.bake = bake;
+        self
+    }
+
+    /// Whether a PAUSE hook of ours is expected at the next transition (or at this stage).
+    pub fn expect_pause(&mut self, soon: bool) {
+        self.pause_soon = soon;
+        if soon && self.stage_since.elapsed() < Self::PAUSE_SOON_FOR {
+            self.interval = self.interval.min(Self::PAUSE_SOON);
         }
     }
 
     /// Records an observation; returns true when status, stage or hook changed.
     pub fn observe(&mut self, view: &DeploymentView) -> bool {
+        self.observe_at(view, Instant::now())
+    }
+
+    fn observe_at(&mut self, view: &DeploymentView, now: Instant) -> bool {
         self.polls += 1;
         let key = (
             view.status.clone(),
@@ -168,18 +201,33 @@ impl Poller {
             view.awaiting_hook.is_some(),
         );
         let changed = self.last.as_ref() != Some(&key);
+        let stage_changed = self.last.as_ref().map(|k| &k.1) != Some(&key.1);
         self.last = Some(key);
-        let ceiling = if view.stage == Some(Stage::BakeTime) {
-            Self::BAKING
+        if stage_changed {
+            self.stage_since = now;
+        }
+        if changed {
+            self.interval = Self::FAST;
+            return true;
+        }
+        let in_stage = now.saturating_duration_since(self.stage_since);
+        self.interval = if view.stage == Some(Stage::BakeTime) {
+            let grown = (self.interval * 2).min(Self::BAKING);
+            match self.bake {
+                // Land on the expected end (and a second after it), then poll as usual.
+                Some(bake) if in_stage < bake => grown.min(bake - in_stage + Self::FAST),
+                Some(_) => self.interval.mul_f32(Self::GROWTH).min(Self::SLOW),
+                None => grown,
+            }
         } else {
-            Self::SLOW
+            let ceiling = if self.pause_soon && in_stage < Self::PAUSE_SOON_FOR {
+                Self::PAUSE_SOON
+            } else {
+                Self::SLOW
+            };
+            self.interval.mul_f32(Self::GROWTH).min(ceiling)
         };
-        self.interval = if changed {
-            Self::FAST
-        } else {
-            (self.interval.mul_f32(Self::GROWTH)).min(ceiling)
-        };
-        changed
+        false
     }
 
     /// We acted (Continue, Stop): the next transition is expected soon.
@@ -211,5 +259,49 @@ mod tests {
             p.observe(&view(ServiceDeploymentStatus::InProgress, Stage::BakeTime));
         }
         assert_eq!(p.interval(), Poller::BAKING);
+    }
+
+    #[test]
+    fn a_pause_due_next_is_polled_for_and_a_known_bake_end_is_landed_on() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut p = Poller::new();
+        p.observe_at(
+            &view(ServiceDeploymentStatus::InProgress, Stage::TestTrafficShift),
+            at(0),
+        );
+        p.expect_pause(true);
+        for s in 1..10 {
+            p.observe_at(
+                &view(ServiceDeploymentStatus::InProgress, Stage::TestTrafficShift),
+                at(s),
+            );
+        }
+        assert_eq!(p.interval(), Poller::PAUSE_SOON);
+        // A stage that lasts long is not polled at that rate throughout.
+        p.observe_at(
+            &view(ServiceDeploymentStatus::InProgress, Stage::TestTrafficShift),
+            at(61),
+        );
+        assert!(p.interval() > Poller::PAUSE_SOON, "{:?}", p.interval());
+
+        let bake = Duration::from_secs(540);
+        let mut p = Poller::new().with_bake(Some(bake));
+        p.observe_at(
+            &view(ServiceDeploymentStatus::InProgress, Stage::BakeTime),
+            at(0),
+        );
+        let (mut t, mut polls) = (0u64, 0);
+        while t < 540 {
+            p.observe_at(
+                &view(ServiceDeploymentStatus::InProgress, Stage::BakeTime),
+                at(t),
+            );
+            t += p.interval().as_secs().max(1);
+            polls += 1;
+        }
+        assert!(polls <= 25, "{polls} polls during a 9-minute bake");
+        // The last poll of the bake lands within a second or two after its end.
+        assert!((540..=542).contains(&t), "{t}");
     }
 }

@@ -343,17 +343,21 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
             }
             if s.strategy == Strategy::Rolling && !s.hooks.is_empty() {
                 return Err(invalid(
-                    format!("{at}.hooks: lifecycle hooks need strategy = \"blue_green\""),
+                    format!(
+                        "{at}.hooks: lifecycle hooks need strategy = \"blue_green\", \"linear\" or \"canary\""
+                    ),
                     "remove the hooks or switch the strategy",
                 ));
             }
+            check_steps(s).map_err(|(message, hint)| invalid(format!("{at}.{message}"), hint))?;
             if let Some(lb) = &s.load_balancer
-                && s.strategy == Strategy::BlueGreen
+                && s.strategy.shifts_traffic()
                 && lb.alternate_target_group_arn.is_none()
             {
                 return Err(invalid(
                     format!(
-                        "{at}.load_balancer: blue_green with a load balancer needs alternate_target_group_arn"
+                        "{at}.load_balancer: strategy {} with a load balancer needs alternate_target_group_arn",
+                        s.strategy.ecs_name()
                     ),
                     "add alternate_target_group_arn, production_listener_rule, test_listener_rule and role_arn",
                 ));
@@ -368,6 +372,11 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
                     ));
                 }
             }
+        }
+        for (i, a) in e.analysis.iter().enumerate() {
+            let at = format!("environments.{env_name}.analysis[{i}]");
+            check_analysis(a, e)
+                .map_err(|(message, hint)| invalid(format!("{at}.{message}"), &hint))?;
         }
         for (i, c) in e.smoke_checks.iter().enumerate() {
             let at = format!("environments.{env_name}.smoke_checks[{i}]");
@@ -388,6 +397,138 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
                     ));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// LINEAR/CANARY settings: only with their strategy, within what ECS accepts (the ranges of
+/// `LinearConfiguration` / `CanaryConfiguration` in the ECS API model). Errors are
+/// (field and problem, hint).
+fn check_steps(s: &super::Service) -> Result<(), (String, &'static str)> {
+    use std::time::Duration;
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let percent = |field: &str, v: f64, min: f64| -> Result<(), (String, &'static str)> {
+        let tenths = v * 10.0;
+        if !(min..=100.0).contains(&v) || (tenths - tenths.round()).abs() > 1e-6 {
+            return Err((
+                format!("{field}: {v} is not a percentage ECS accepts"),
+                if min >= 3.0 {
+                    "use a multiple of 0.1 from 3.0 to 100.0"
+                } else {
+                    "use a multiple of 0.1 from 0.1 to 100.0"
+                },
+            ));
+        }
+        Ok(())
+    };
+    let bake = |field: &str, d: Duration| -> Result<(), (String, &'static str)> {
+        if d > DAY || !d.as_secs().is_multiple_of(60) {
+            return Err((
+                format!(
+                    "{field}: {} is not a bake time ECS accepts",
+                    humantime::format_duration(d)
+                ),
+                "use whole minutes from 0m to 24h (ECS counts bake time in minutes)",
+            ));
+        }
+        Ok(())
+    };
+    let linear = s.strategy == Strategy::Linear;
+    let canary = s.strategy == Strategy::Canary;
+    for (field, set, ok) in [
+        ("step_percent", s.step_percent.is_some(), linear),
+        ("step_bake_time", s.step_bake_time.is_some(), linear),
+        ("canary_percent", s.canary_percent.is_some(), canary),
+        ("canary_bake_time", s.canary_bake_time.is_some(), canary),
+    ] {
+        if set && !ok {
+            return Err((
+                format!(
+                    "{field}: set, but the strategy is {}",
+                    s.strategy.ecs_name()
+                ),
+                "step_* keys belong to strategy = \"linear\", canary_* keys to strategy = \"canary\"",
+            ));
+        }
+    }
+    if let Some(v) = s.step_percent {
+        percent("step_percent", v, 3.0)?;
+    }
+    if let Some(v) = s.canary_percent {
+        percent("canary_percent", v, 0.1)?;
+    }
+    if let Some(d) = s.step_bake_time {
+        bake("step_bake_time", d)?;
+    }
+    if let Some(d) = s.canary_bake_time {
+        bake("canary_bake_time", d)?;
+    }
+    if s.strategy.steps_traffic() && s.load_balancer.is_none() {
+        return Err((
+            format!(
+                "strategy: {} shifts production traffic through a load balancer, and the service has none",
+                s.strategy.ecs_name()
+            ),
+            "add [load_balancer] with both target groups and listener rules, or use strategy = \"blue_green\"",
+        ));
+    }
+    Ok(())
+}
+
+/// An analysis entry CloudWatch can answer and the deployer can judge.
+fn check_analysis(a: &super::Analysis, e: &super::Environment) -> Result<(), (String, String)> {
+    if a.max.is_none() && a.max_relative.is_none() {
+        return Err((
+            "max: an analysis needs a limit".into(),
+            "set `max` (absolute) or `max_relative` (times the old target group's value), or both"
+                .into(),
+        ));
+    }
+    if a.failing_intervals == 0 {
+        return Err((
+            "failing_intervals: 0 would fail before any data".into(),
+            "use 1 or more consecutive failing periods".into(),
+        ));
+    }
+    let secs = a.period.as_secs();
+    if a.period.subsec_nanos() != 0
+        || !(matches!(secs, 1 | 5 | 10 | 30) || (secs > 0 && secs.is_multiple_of(60)))
+    {
+        return Err((
+            format!(
+                "period: {} is not a CloudWatch period",
+                humantime::format_duration(a.period)
+            ),
+            "use 1s, 5s, 10s or 30s (high-resolution metrics) or a multiple of 60s".into(),
+        ));
+    }
+    let stat_ok = matches!(
+        a.stat.as_str(),
+        "Sum" | "Average" | "Maximum" | "Minimum" | "SampleCount"
+    ) || a
+        .stat
+        .strip_prefix('p')
+        .and_then(|p| p.parse::<f64>().ok())
+        .is_some_and(|p| p > 0.0 && p < 100.0);
+    if !stat_ok {
+        return Err((
+            format!("stat: `{}` is not a CloudWatch statistic", a.stat),
+            "use Sum, Average, Maximum, Minimum, SampleCount or a percentile such as p99".into(),
+        ));
+    }
+    for name in a.services.iter().flatten() {
+        let Some(svc) = e.services.iter().find(|s| &s.name == name) else {
+            return Err((
+                format!("services: `{name}` is not a service of this environment"),
+                "name services listed under [[environments.<env>.services]]".into(),
+            ));
+        };
+        if svc.load_balancer.is_none() || !svc.strategy.shifts_traffic() {
+            return Err((
+                format!("services: `{name}` has no load balancer whose traffic ECS shifts"),
+                "analysis compares the new target group with the old one: it applies to blue_green, linear and canary services with a load balancer".into(),
+            ));
         }
     }
     Ok(())

@@ -220,6 +220,82 @@ desired_count = 2
     }
 
     #[test]
+    fn linear_and_canary_settings_are_held_to_what_ecs_accepts() {
+        let lb = "[environments.staging.services.load_balancer]\ncontainer_name = \"app\"\ncontainer_port = 8080\ntarget_group_arn = \"blue\"\nalternate_target_group_arn = \"green\"\n";
+        let with = |strategy: &str, keys: &str, lb: &str| {
+            MIN.replace(
+                "strategy = \"rolling\"",
+                &format!("strategy = \"{strategy}\""),
+            ) + keys
+                + lb
+        };
+        let c = parse(
+            &with(
+                "linear",
+                "step_percent = 25.0\nstep_bake_time = \"2m\"\n",
+                lb,
+            ),
+            &[],
+        )
+        .unwrap();
+        let s = &c.environment("staging").unwrap().services[0];
+        assert_eq!(s.step_percent, Some(25.0));
+        assert_eq!(s.step_bake_time, Some(Duration::from_secs(120)));
+        parse(
+            &with(
+                "canary",
+                "canary_percent = 0.5\ncanary_bake_time = \"10m\"\n",
+                lb,
+            ),
+            &[],
+        )
+        .unwrap();
+        for (strategy, keys, wants) in [
+            (
+                "linear",
+                "step_percent = 2.0\n",
+                "not a percentage ECS accepts",
+            ),
+            (
+                "linear",
+                "step_percent = 25.05\n",
+                "not a percentage ECS accepts",
+            ),
+            (
+                "canary",
+                "canary_percent = 100.5\n",
+                "not a percentage ECS accepts",
+            ),
+            (
+                "linear",
+                "step_bake_time = \"90s\"\n",
+                "not a bake time ECS accepts",
+            ),
+            (
+                "canary",
+                "canary_bake_time = \"25h\"\n",
+                "not a bake time ECS accepts",
+            ),
+            (
+                "canary",
+                "step_percent = 10.0\n",
+                "set, but the strategy is CANARY",
+            ),
+            (
+                "blue_green",
+                "canary_percent = 10.0\n",
+                "set, but the strategy is BLUE_GREEN",
+            ),
+        ] {
+            let e = parse(&with(strategy, keys, lb), &[]).unwrap_err();
+            assert!(e.to_string().contains(wants), "{keys}: {e}");
+            assert!(e.hint().is_some(), "{e:?}");
+        }
+        let e = parse(&with("linear", "", ""), &[]).unwrap_err();
+        assert!(e.to_string().contains("has none"), "{e}");
+    }
+
+    #[test]
     fn desired_count_is_left_alone_unless_set() {
         let c = parse(&MIN.replace("desired_count = 2\n", ""), &[]).unwrap();
         assert_eq!(

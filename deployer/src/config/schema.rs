@@ -95,6 +95,10 @@ pub struct Environment {
     pub notifications: Notifications,
     #[serde(default)]
     pub smoke_checks: Vec<SmokeCheck>,
+    /// Metric analysis of the new revision against the old one (CloudWatch), at every traffic
+    /// step and through the bake of LINEAR/CANARY/BLUE_GREEN services behind a load balancer.
+    #[serde(default)]
+    pub analysis: Vec<Analysis>,
     #[serde(default)]
     pub services: Vec<Service>,
     /// Set when settings reference `tf_output` but the outputs file could not be read: using
@@ -209,6 +213,12 @@ pub enum Strategy {
     BlueGreen,
     /// ECS ROLLING with the circuit breaker and rollback.
     Rolling,
+    /// ECS native LINEAR: production traffic moves in equal steps (`step_percent`), each baked
+    /// for `step_bake_time`; the deployer gates every step.
+    Linear,
+    /// ECS native CANARY: `canary_percent` of production traffic, baked for
+    /// `canary_bake_time`, then the rest; the deployer gates the canary.
+    Canary,
 }
 
 impl Strategy {
@@ -217,7 +227,20 @@ impl Strategy {
         match self {
             Strategy::BlueGreen => "BLUE_GREEN",
             Strategy::Rolling => "ROLLING",
+            Strategy::Linear => "LINEAR",
+            Strategy::Canary => "CANARY",
         }
+    }
+
+    /// BLUE_GREEN, LINEAR and CANARY: a new revision beside the old one, traffic shifted to it,
+    /// lifecycle hooks, a bake, target groups swapped at the end.
+    pub fn shifts_traffic(self) -> bool {
+        !matches!(self, Strategy::Rolling)
+    }
+
+    /// LINEAR and CANARY: production traffic moves in steps, with a pause before each.
+    pub fn steps_traffic(self) -> bool {
+        matches!(self, Strategy::Linear | Strategy::Canary)
     }
 }
 
@@ -235,9 +258,24 @@ pub struct Service {
     /// The agent kind, for agent services (gate: agents of the new version heart-beat).
     pub agent_kind: Option<String>,
     pub load_balancer: Option<LoadBalancer>,
-    /// BLUE_GREEN bake time.
+    /// Bake time after all production traffic is on the new revision (BLUE_GREEN, LINEAR,
+    /// CANARY).
     #[serde(default, with = "humantime_serde::option")]
     pub bake_time: Option<Duration>,
+    /// LINEAR: the percentage of production traffic each step moves (3.0 to 100.0, multiples
+    /// of 0.1; ECS's default 10).
+    pub step_percent: Option<f64>,
+    /// LINEAR: how long each step bakes before the next (0 to 24 h, whole minutes; ECS's
+    /// default 6 min).
+    #[serde(default, with = "humantime_serde::option")]
+    pub step_bake_time: Option<Duration>,
+    /// CANARY: the percentage of production traffic the canary gets (0.1 to 100.0, multiples
+    /// of 0.1; ECS's default 5).
+    pub canary_percent: Option<f64>,
+    /// CANARY: how long the canary bakes before the rest of the traffic moves (0 to 24 h,
+    /// whole minutes; ECS's default 10 min).
+    #[serde(default, with = "humantime_serde::option")]
+    pub canary_bake_time: Option<Duration>,
     /// PAUSE lifecycle hooks, e.g. `POST_TEST_TRAFFIC_SHIFT`.
     #[serde(default)]
     pub hooks: Vec<Hook>,
@@ -307,6 +345,71 @@ pub struct SmokeCheck {
     pub backoff: Duration,
     #[serde(default = "default_one")]
     pub consecutive_successes: u32,
+}
+
+/// One CloudWatch metric of the new target group, judged per period against a limit (absolute,
+/// or relative to the old target group's value: the baseline).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Analysis {
+    pub name: String,
+    /// e.g. `AWS/ApplicationELB`.
+    #[serde(default = "default_analysis_namespace")]
+    pub namespace: String,
+    /// e.g. `HTTPCode_Target_5XX_Count`, `TargetResponseTime`.
+    pub metric: String,
+    /// Divide by this metric (same namespace and dimensions, statistic `Sum`): a rate, e.g.
+    /// `RequestCount` for the 5xx share.
+    pub per: Option<String>,
+    /// CloudWatch statistic: `Sum`, `Average`, `Maximum`, `Minimum`, `SampleCount`, or a
+    /// percentile such as `p99`.
+    #[serde(default = "default_stat")]
+    pub stat: String,
+    /// Dimensions besides `TargetGroup`, which the deployer adds: the new revision's target
+    /// group, and the old one's for the baseline. Values are templated (`{{tf_output ...}}`).
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    #[serde(default = "default_period", with = "humantime_serde")]
+    pub period: Duration,
+    /// Fail an interval when the new revision's value is above this.
+    pub max: Option<f64>,
+    /// Fail an interval when the new revision's value is above this times the baseline's.
+    pub max_relative: Option<f64>,
+    /// Requests (`RequestCount` of the new target group, Sum) an interval needs to count;
+    /// below it the interval is inconclusive.
+    #[serde(default)]
+    pub min_requests: f64,
+    /// What an analysis with no conclusive interval does at a gate.
+    #[serde(default)]
+    pub inconclusive: Inconclusive,
+    /// Consecutive failing intervals that roll back.
+    #[serde(default = "default_failing_intervals")]
+    pub failing_intervals: u32,
+    /// The services it applies to (default: every load-balanced one).
+    pub services: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Inconclusive {
+    /// Keep the gate open and look again until the hook's timeout draws near, then fail.
+    #[default]
+    Wait,
+    Pass,
+    Fail,
+}
+
+fn default_analysis_namespace() -> String {
+    "AWS/ApplicationELB".into()
+}
+fn default_stat() -> String {
+    "Sum".into()
+}
+fn default_period() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_failing_intervals() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -20,6 +20,8 @@ pub struct Ctx {
     pub ecs: aws_sdk_ecs::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub ddb: aws_sdk_dynamodb::Client,
+    /// The metric analysis' GetMetricData.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub http: reqwest::Client,
     pub report: Reporter,
     /// Flips to true on Ctrl-C / SIGTERM.
@@ -56,6 +58,7 @@ impl Ctx {
             ecs: aws_sdk_ecs::Client::new(sdk),
             ecr: aws_sdk_ecr::Client::new(sdk),
             ddb: aws_sdk_dynamodb::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             http: reqwest::Client::builder()
                 .user_agent(concat!("deployer/", env!("CARGO_PKG_VERSION")))
                 .build()

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{
-    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentLifecycleHook,
-    DeploymentLifecycleHookAction, DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
-    DeploymentLifecycleHookTimeoutConfiguration, DeploymentStrategy,
-    ServiceDeploymentLifecycleStage as Stage, ServiceDeploymentStatus,
+    CanaryConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration,
+    DeploymentLifecycleHook, DeploymentLifecycleHookAction, DeploymentLifecycleHookStage,
+    DeploymentLifecycleHookTargetType, DeploymentLifecycleHookTimeoutConfiguration,
+    DeploymentStrategy, LinearConfiguration, ServiceDeploymentLifecycleStage as Stage,
+    ServiceDeploymentStatus,
 };
 
+use super::analysis::{self, Verdict};
 use super::gates::{self, GateFailed};
 use super::smoke::Vars;
 use super::{Ctx, Outcome, Stop};
@@ -68,15 +70,18 @@ pub(crate) fn pause_stages(
         })
         .collect();
     if stages.is_empty() {
-        let default = if svc.load_balancer.is_some() {
+        // LINEAR/CANARY: ECS runs PRE_PRODUCTION_TRAFFIC_SHIFT before every traffic step, so
+        // one PAUSE there gates the test traffic first, then each step after its bake.
+        let default = if svc.strategy.steps_traffic() {
+            DeploymentLifecycleHookStage::PreProductionTrafficShift
+        } else if svc.load_balancer.is_some() {
             DeploymentLifecycleHookStage::PostTestTrafficShift
         } else {
             DeploymentLifecycleHookStage::PostScaleUp
         };
         stages.push((default, None));
     }
-    let order = DeploymentLifecycleHookStage::values();
-    stages.sort_by_key(|(s, _)| order.iter().position(|v| *v == s.as_str()));
+    stages.sort_by_key(|(s, _)| ecs::lifecycle_position(s.as_str()));
     stages
 }
 
@@ -122,14 +127,44 @@ pub(crate) fn deployment_configuration(
                 .set_bake_time_in_minutes(current.and_then(|c| c.bake_time_in_minutes()))
                 .set_lifecycle_hooks((!others.is_empty()).then_some(others));
         }
-        Strategy::BlueGreen => {
+        Strategy::BlueGreen | Strategy::Linear | Strategy::Canary => {
             let bake = match svc.bake_time {
                 Some(d) => super::minutes_ceil(d, 0),
                 None => current.and_then(|c| c.bake_time_in_minutes()).unwrap_or(0),
             };
             b = b
-                .strategy(DeploymentStrategy::BlueGreen)
+                .strategy(DeploymentStrategy::from(svc.strategy.ecs_name()))
                 .bake_time_in_minutes(bake);
+            // The step settings deployer.toml gives win; what it leaves out stays as the
+            // service has it (ECS's defaults when neither says).
+            if svc.strategy == Strategy::Linear {
+                let live = current.and_then(|c| c.linear_configuration());
+                b = b.linear_configuration(
+                    LinearConfiguration::builder()
+                        .set_step_percent(svc.step_percent.or(live.and_then(|l| l.step_percent())))
+                        .set_step_bake_time_in_minutes(
+                            svc.step_bake_time
+                                .map(|d| super::minutes_ceil(d, 0))
+                                .or(live.and_then(|l| l.step_bake_time_in_minutes())),
+                        )
+                        .build(),
+                );
+            }
+            if svc.strategy == Strategy::Canary {
+                let live = current.and_then(|c| c.canary_configuration());
+                b = b.canary_configuration(
+                    CanaryConfiguration::builder()
+                        .set_canary_percent(
+                            svc.canary_percent.or(live.and_then(|l| l.canary_percent())),
+                        )
+                        .set_canary_bake_time_in_minutes(
+                            svc.canary_bake_time
+                                .map(|d| super::minutes_ceil(d, 0))
+                                .or(live.and_then(|l| l.canary_bake_time_in_minutes())),
+                        )
+                        .build(),
+                );
+            }
             let mut hooks = others;
             for (stage, timeout) in pause_stages(svc) {
                 hooks.push(
@@ -310,6 +345,13 @@ pub(crate) async fn deploy_service(
         rollback_deadline: None,
         production_rounds: 0,
         last_production_check: None,
+        analyses: analysis::for_service(&ctx.env.analysis, &plan.svc)
+            .into_iter()
+            .cloned()
+            .collect(),
+        target_groups: None,
+        traffic_since: None,
+        last_analysis: None,
     };
     f.run().await
 }
@@ -334,6 +376,13 @@ struct Follow<'a> {
     rollback_deadline: Option<Instant>,
     production_rounds: u32,
     last_production_check: Option<Instant>,
+    /// The metric analyses that judge this service (deployer.toml `analysis`).
+    analyses: Vec<config::Analysis>,
+    /// New and old target group, read once when an analysis first needs them.
+    target_groups: Option<analysis::TargetGroups>,
+    /// When production traffic first reached the new revision: where the analysis' periods start.
+    traffic_since: Option<std::time::SystemTime>,
+    last_analysis: Option<Instant>,
 }
 
 impl Follow<'_> {
@@ -357,7 +406,8 @@ impl Follow<'_> {
 
     async fn run(&mut self) -> ServiceResult {
         let ctx = self.ctx;
-        let mut poller = Poller::new();
+        let bake = self.plan.svc.bake_time;
+        let mut poller = Poller::new().with_bake(bake);
         let mut cancel = ctx.cancel.clone();
         let mut missing_since: Option<Instant> = None;
         let mut last_view: Option<DeploymentView> = None;
@@ -407,13 +457,14 @@ impl Follow<'_> {
                     }
                 ));
             }
+            poller.expect_pause(self.pause_due(&view));
             if view.is_terminal() {
                 match self.ended(&view).await {
                     Ended::Result(r) => return r,
                     Ended::Follow(next) => {
                         self.followed.push(std::mem::replace(&mut self.arn, next));
                         self.handled_hooks.clear();
-                        poller = Poller::new();
+                        poller = Poller::new().with_bake(bake);
                         last_view = None;
                         continue;
                     }
@@ -449,23 +500,68 @@ impl Follow<'_> {
                 self.line(&format!("interrupted; rolling back: {how:?}"));
                 poller.acted();
             }
+            let checking = self.gated
+                && self.our_rollback.is_none()
+                && view.status == ServiceDeploymentStatus::InProgress
+                && production_has_traffic(&view);
             last_view = Some(view);
-            self.pause(&mut poller, &mut cancel).await;
+            self.checks_until_next_poll(&poller, &mut cancel, checking)
+                .await;
         }
     }
 
-    /// Waits for the next poll, or less when a production check is due.
+    /// Waits for the next poll.
     async fn pause(&self, poller: &mut Poller, cancel: &mut tokio::sync::watch::Receiver<bool>) {
-        let mut wait = poller.interval();
-        if self.gated && self.our_rollback.is_none() && self.last_production_check.is_some() {
-            wait = wait.min(PRODUCTION_CHECK_EVERY);
-        }
+        self.sleep_or_cancel(poller.interval(), cancel).await;
+    }
+
+    /// Returns early (true) when the release was cancelled meanwhile.
+    async fn sleep_or_cancel(
+        &self,
+        wait: Duration,
+        cancel: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
         if self.ctx.cancelled() {
             tokio::time::sleep(wait).await;
+            false
         } else {
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = cancel.changed() => {}
+                _ = tokio::time::sleep(wait) => false,
+                _ = cancel.changed() => true,
+            }
+        }
+    }
+
+    /// Until the next poll of the deployment: production checks every PRODUCTION_CHECK_EVERY
+    /// while production traffic is on the new revision. The checks need no ECS call, and the
+    /// deployment is read again only when the poll is due (ECS's describe budget is shared by
+    /// the whole account), or at once when a check decided to roll back.
+    async fn checks_until_next_poll(
+        &mut self,
+        poller: &Poller,
+        cancel: &mut tokio::sync::watch::Receiver<bool>,
+        checking: bool,
+    ) {
+        let due = Instant::now() + poller.interval();
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                return;
+            }
+            let wait = if checking {
+                (due - now).min(PRODUCTION_CHECK_EVERY)
+            } else {
+                due - now
+            };
+            if self.sleep_or_cancel(wait, cancel).await {
+                return;
+            }
+            if !checking || Instant::now() >= due {
+                return;
+            }
+            self.production_check().await;
+            if self.our_rollback.is_some() {
+                return;
             }
         }
     }
@@ -530,12 +626,17 @@ impl Follow<'_> {
         let appeared = view.updated_at;
         let stage = self.stage_of_pause(view);
         self.line(&format!(
-            "paused (hook {}) at {}, running the gate",
+            "paused (hook {}) at {}{}, running the gate",
             hook.hook_id,
             stage
                 .as_ref()
                 .map(|s| s.as_str())
-                .unwrap_or("an unknown stage")
+                .unwrap_or("an unknown stage"),
+            match view.production_weight {
+                Some(w) if self.plan.svc.strategy.steps_traffic() =>
+                    format!(" (new revision at {w}% of production)"),
+                _ => String::new(),
+            }
         ));
         let verdict = if self.our_rollback.is_some() {
             Err(GateFailed(
@@ -548,8 +649,29 @@ impl Follow<'_> {
         } else {
             match &stage {
                 Some(s) => {
-                    gates::gate_for_hook(ctx, &self.plan.svc, &self.plan.git_sha, s, self.vars)
-                        .await
+                    let gate =
+                        gates::gate_for_hook(ctx, &self.plan.svc, &self.plan.git_sha, s, self.vars)
+                            .await;
+                    // A LINEAR/CANARY step: the step that baked is judged on production too
+                    // before the next one moves more traffic.
+                    match gate {
+                        Ok(()) if production_has_traffic(view) => {
+                            let at = |GateFailed(f)| {
+                                GateFailed(format!(
+                                    "at the traffic step with {}% of production: {f}",
+                                    view.production_weight.unwrap_or_default()
+                                ))
+                            };
+                            match gates::bake_check(ctx, &self.plan.svc, self.vars)
+                                .await
+                                .unwrap_or(Ok(()))
+                            {
+                                Ok(()) => self.step_analysis(hook).await.map_err(at),
+                                Err(e) => Err(at(e)),
+                            }
+                        }
+                        other => other,
+                    }
                 }
                 None => Err(GateFailed(format!(
                     "the deployment paused (hook {}) where the deployer has no gate: it configured PAUSE at {} and cannot tell which stage this pause is; failing closed",
@@ -599,14 +721,142 @@ impl Follow<'_> {
         }
     }
 
+    /// A PAUSE of ours comes at the next transition, or at this stage without the hook showing
+    /// yet: the stage ECS reports is the configured one still ahead, or the stage just before it.
+    fn pause_due(&self, view: &DeploymentView) -> bool {
+        let (Some(stage), true) = (&view.stage, view.awaiting_hook.is_none()) else {
+            return false;
+        };
+        let next = self.stages.get(self.handled_hooks.len()).or_else(|| {
+            self.stages
+                .last()
+                .filter(|s| **s == DeploymentLifecycleHookStage::PreProductionTrafficShift)
+        });
+        let (Some(now), Some(pause)) = (
+            ecs::lifecycle_position(stage.as_str()),
+            next.and_then(|n| ecs::lifecycle_position(n.as_str())),
+        ) else {
+            return false;
+        };
+        now == pause || now + 1 == pause
+    }
+
     fn stage_of_pause(&self, view: &DeploymentView) -> Option<DeploymentLifecycleHookStage> {
         stage_of_pause(
             &self.stages,
             view.stage.as_ref(),
-            self.handled_hooks.len(),
-            self.reattached,
-            view.finished_hooks,
+            PauseCount {
+                handled: self.handled_hooks.len(),
+                reattached: self.reattached,
+                finished_hooks: view.finished_hooks,
+            },
+            view.production_weight,
         )
+    }
+
+    /// The analysis over the periods since production traffic reached the new revision, at most
+    /// every [`analysis::EVERY`]; `None` when there is none to run (or not yet due).
+    async fn analysis_round(&mut self) -> Option<Verdict> {
+        if self.analyses.is_empty()
+            || self
+                .last_analysis
+                .is_some_and(|t| t.elapsed() < analysis::EVERY)
+        {
+            return None;
+        }
+        self.last_analysis = Some(Instant::now());
+        Some(self.analysis_now().await)
+    }
+
+    async fn analysis_now(&mut self) -> Verdict {
+        let since = *self
+            .traffic_since
+            .get_or_insert_with(std::time::SystemTime::now);
+        let tgs = match self.target_groups.clone() {
+            Some(t) => t,
+            None => match self.read_target_groups().await {
+                Ok(t) => {
+                    self.target_groups = Some(t.clone());
+                    t
+                }
+                Err(e) => return Verdict::Inconclusive(e),
+            },
+        };
+        let analyses: Vec<&config::Analysis> = self.analyses.iter().collect();
+        analysis::evaluate(self.ctx, &analyses, &tgs, since).await
+    }
+
+    /// The new revision's target group is the one of the pair not serving production before
+    /// the deployment (DescribeServices: the service's target group until ECS swaps them).
+    async fn read_target_groups(&self) -> Result<analysis::TargetGroups, String> {
+        let lb = self
+            .plan
+            .svc
+            .load_balancer
+            .as_ref()
+            .ok_or("the service has no load balancer")?;
+        let alternate = lb
+            .alternate_target_group_arn
+            .as_deref()
+            .ok_or("the service has no alternate target group")?;
+        let live = ecs::live_services(
+            &self.ctx.ecs,
+            &self.ctx.env.cluster,
+            &[self.name().to_owned()],
+        )
+        .await
+        .map_err(|e| format!("DescribeServices {}: {}", self.name(), aws_err(&e)))?;
+        let serving = live
+            .get(self.name())
+            .and_then(|s| s.load_balancers().first())
+            .and_then(|l| l.target_group_arn())
+            .unwrap_or(&lb.target_group_arn)
+            .to_owned();
+        let green = if serving == alternate {
+            lb.target_group_arn.as_str()
+        } else {
+            alternate
+        };
+        Ok(analysis::TargetGroups::from_arns(green, &serving))
+    }
+
+    /// The analysis at a traffic-step gate: inconclusive under `wait` is looked at again until
+    /// the pause is about to expire.
+    async fn step_analysis(&mut self, hook: &ecs::AwaitingHook) -> Result<(), GateFailed> {
+        if self.analyses.is_empty() {
+            return Ok(());
+        }
+        // Leave time to act before ECS's timeout action: a tenth of what is left, 2-30 s.
+        let left = hook
+            .expires_secs
+            .map(|e| Duration::from_secs_f64((e - now_f64()).max(0.0)));
+        let give_up = Instant::now()
+            + left
+                .map(|l| {
+                    l.saturating_sub(
+                        (l / 10).clamp(Duration::from_secs(2), Duration::from_secs(30)),
+                    )
+                })
+                .unwrap_or(self.ctx.env.timeouts.hook);
+        loop {
+            let verdict = self.analysis_now().await;
+            let analyses: Vec<&config::Analysis> = self.analyses.iter().collect();
+            let waited = Instant::now() >= give_up || self.ctx.cancelled();
+            match analysis::settle(&analyses, verdict, waited) {
+                Verdict::Pass(p) => {
+                    self.line(&p);
+                    return Ok(());
+                }
+                Verdict::Fail(f) => return Err(GateFailed(f)),
+                Verdict::Inconclusive(why) => {
+                    self.line(&format!("{why}; waiting for more data"));
+                    tokio::time::sleep(
+                        analysis::EVERY.min(give_up.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
+                }
+            }
+        }
     }
 
     /// One round of production checks once production traffic is on the new revision; a
@@ -619,6 +869,15 @@ impl Follow<'_> {
             return;
         }
         self.last_production_check = Some(Instant::now());
+        if let Some(Verdict::Fail(f)) = self.analysis_round().await {
+            self.line(&format!("with production traffic: {f}"));
+            self.decide_rollback(Stop::new(Outcome::RolledBackSmoke, f));
+            match ecs::roll_back_until_taken(&self.ctx.ecs, &self.arn, self.rollback_by()).await {
+                Ok(how) => self.line(how),
+                Err(e) => self.line(&format!("{e:#}")),
+            }
+            return;
+        }
         let Some(verdict) = gates::bake_check(self.ctx, &self.plan.svc, self.vars).await else {
             return;
         };
@@ -781,7 +1040,7 @@ impl Follow<'_> {
         }
         // A bake was asked for (production is watched), but it was too short for a round.
         let baked = svc.bake_time.is_some_and(|d| !d.is_zero());
-        if svc.strategy == Strategy::BlueGreen
+        if svc.strategy.shifts_traffic()
             && svc.load_balancer.is_some()
             && baked
             && self.production_rounds == 0
@@ -847,30 +1106,59 @@ pub(crate) fn revert_plan(plan: &ServicePlan) -> ServicePlan {
 /// Which configured stage (`stages`, in ECS's order) a pause is at. `lifecycleStage` is used
 /// when ECS reports one of ours (what ECS reports while paused is not documented); otherwise the
 /// pauses are counted: ECS reaches the stages in order and pauses once at each. A re-attached
-/// follower knows earlier pauses only if ECS still lists finished hooks. `None` when it cannot be
-/// told: the caller fails closed.
+/// follower knows earlier pauses only if ECS still lists finished hooks. LINEAR/CANARY pause at
+/// PRE_PRODUCTION_TRAFFIC_SHIFT before every step: a pause while the new revision has part of
+/// production traffic (`production_weight` between 0 and 100) is such a step; once it has all
+/// of it, the pause is at a stage after the shift; and counting past the last stage lands on
+/// the repeating one when it is the last. `None` when it cannot be told: the caller fails closed.
 fn stage_of_pause(
     stages: &[DeploymentLifecycleHookStage],
     reported: Option<&Stage>,
-    handled: usize,
-    reattached: bool,
-    finished_hooks: usize,
+    pause: PauseCount,
+    production_weight: Option<f64>,
 ) -> Option<DeploymentLifecycleHookStage> {
+    use DeploymentLifecycleHookStage as Hs;
     if let Some(reported) = reported {
-        let as_hook_stage = DeploymentLifecycleHookStage::from(reported.as_str());
+        let as_hook_stage = Hs::from(reported.as_str());
         if stages.contains(&as_hook_stage) {
             return Some(as_hook_stage);
         }
     }
-    let passed = if reattached && handled == 0 {
-        if stages.len() > 1 && finished_hooks == 0 {
+    let position = |s: &Hs| ecs::lifecycle_position(s.as_str());
+    let steps = stages.contains(&Hs::PreProductionTrafficShift);
+    match production_weight {
+        Some(w) if steps && w > 0.0 && w < 100.0 => return Some(Hs::PreProductionTrafficShift),
+        Some(w) if w >= 100.0 => {
+            let shifted = position(&Hs::ProductionTrafficShift);
+            if let Some(after) = stages.iter().find(|s| position(s) > shifted) {
+                return Some(after.clone());
+            }
+        }
+        _ => {}
+    }
+    let passed = if pause.reattached && pause.handled == 0 {
+        if stages.len() > 1 && pause.finished_hooks == 0 {
             return None;
         }
-        finished_hooks
+        pause.finished_hooks
     } else {
-        handled
+        pause.handled
     };
-    stages.get(passed).cloned()
+    stages.get(passed).cloned().or_else(|| {
+        (stages.last() == Some(&Hs::PreProductionTrafficShift) && production_weight != Some(100.0))
+            .then_some(Hs::PreProductionTrafficShift)
+    })
+}
+
+/// What the follower knows of earlier pauses of the deployment.
+#[derive(Debug, Clone, Copy)]
+struct PauseCount {
+    /// Pauses this follower acted on.
+    handled: usize,
+    /// It took over a deployment another run started (`--resume`).
+    reattached: bool,
+    /// Finished hooks ECS lists (it may not list them).
+    finished_hooks: usize,
 }
 
 /// Production traffic is (being) shifted to the new revision.
@@ -878,7 +1166,7 @@ fn production_has_traffic(view: &DeploymentView) -> bool {
     matches!(
         view.stage,
         Some(Stage::ProductionTrafficShift | Stage::PostProductionTrafficShift | Stage::BakeTime)
-    )
+    ) || view.production_weight.is_some_and(|w| w > 0.0)
 }
 
 fn short(arn: &str) -> &str {
@@ -894,34 +1182,118 @@ mod tests {
     use super::*;
     use DeploymentLifecycleHookStage as H;
 
+    fn n(handled: usize, reattached: bool, finished_hooks: usize) -> PauseCount {
+        PauseCount {
+            handled,
+            reattached,
+            finished_hooks,
+        }
+    }
+
     #[test]
     fn a_pause_gets_the_gate_of_the_stage_the_deployer_configured() {
         let stages = [H::PostScaleUp, H::PostTestTrafficShift];
         // Reported and ours: used.
         assert_eq!(
-            stage_of_pause(&stages, Some(&Stage::PostTestTrafficShift), 0, false, 0),
+            stage_of_pause(
+                &stages,
+                Some(&Stage::PostTestTrafficShift),
+                n(0, false, 0),
+                None
+            ),
             Some(H::PostTestTrafficShift)
         );
         // Not reported (or reported as something else): counted.
         assert_eq!(
-            stage_of_pause(&stages, None, 0, false, 0),
+            stage_of_pause(&stages, None, n(0, false, 0), None),
             Some(H::PostScaleUp)
         );
         assert_eq!(
-            stage_of_pause(&stages, Some(&Stage::TestTrafficShift), 1, false, 0),
+            stage_of_pause(
+                &stages,
+                Some(&Stage::TestTrafficShift),
+                n(1, false, 0),
+                None
+            ),
             Some(H::PostTestTrafficShift)
         );
         // More pauses than configured stages: no gate, fail closed.
-        assert_eq!(stage_of_pause(&stages, None, 2, false, 0), None);
+        assert_eq!(stage_of_pause(&stages, None, n(2, false, 0), None), None);
         // Re-attached with nothing to count from: cannot tell.
-        assert_eq!(stage_of_pause(&stages, None, 0, true, 0), None);
+        assert_eq!(stage_of_pause(&stages, None, n(0, true, 0), None), None);
         assert_eq!(
-            stage_of_pause(&stages, None, 0, true, 1),
+            stage_of_pause(&stages, None, n(0, true, 1), None),
             Some(H::PostTestTrafficShift)
         );
         assert_eq!(
-            stage_of_pause(&[H::PostTestTrafficShift], None, 0, true, 0),
+            stage_of_pause(&[H::PostTestTrafficShift], None, n(0, true, 0), None),
             Some(H::PostTestTrafficShift)
+        );
+    }
+
+    #[test]
+    fn pause_stages_come_in_the_order_ecs_reaches_them() {
+        let svc: config::Service = toml::from_str(
+            r#"
+name = "web"
+template = "web"
+strategy = "blue_green"
+hooks = [{ stage = "POST_PRODUCTION_TRAFFIC_SHIFT" }, { stage = "POST_TEST_TRAFFIC_SHIFT" }, { stage = "POST_SCALE_UP" }]
+"#,
+        )
+        .unwrap();
+        let stages: Vec<H> = pause_stages(&svc).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(
+            stages,
+            [
+                H::PostScaleUp,
+                H::PostTestTrafficShift,
+                H::PostProductionTrafficShift
+            ]
+        );
+    }
+
+    #[test]
+    fn every_traffic_step_of_a_linear_deployment_gets_the_step_gate() {
+        let stages = [H::PostTestTrafficShift, H::PreProductionTrafficShift];
+        let step = H::PreProductionTrafficShift;
+        // Counted: the test gate, then the first PRE_PRODUCTION pause (no traffic yet).
+        assert_eq!(
+            stage_of_pause(&stages, None, n(0, false, 0), Some(0.0)),
+            Some(H::PostTestTrafficShift)
+        );
+        assert_eq!(
+            stage_of_pause(&stages, None, n(1, false, 0), Some(0.0)),
+            Some(step.clone())
+        );
+        // Later steps, with the weight reported or not: the same stage again.
+        assert_eq!(
+            stage_of_pause(&stages, None, n(3, false, 0), Some(50.0)),
+            Some(step.clone())
+        );
+        assert_eq!(
+            stage_of_pause(&stages, None, n(4, false, 0), None),
+            Some(step.clone())
+        );
+        // Re-attached mid-shift with hidden finished hooks: the weight tells.
+        assert_eq!(
+            stage_of_pause(&stages, None, n(0, true, 0), Some(25.0)),
+            Some(step.clone())
+        );
+        // With a pause after the shift too: all traffic moved means that one.
+        let three = [H::PreProductionTrafficShift, H::PostProductionTrafficShift];
+        assert_eq!(
+            stage_of_pause(&three, None, n(5, false, 0), Some(100.0)),
+            Some(H::PostProductionTrafficShift)
+        );
+        assert_eq!(
+            stage_of_pause(&three, None, n(2, false, 0), Some(75.0)),
+            Some(step)
+        );
+        // BLUE_GREEN without a repeating stage: past the last stage is still no gate.
+        assert_eq!(
+            stage_of_pause(&[H::PostTestTrafficShift], None, n(1, false, 0), Some(0.0)),
+            None
         );
     }
 }

@@ -23,7 +23,7 @@ use serde::Serialize;
 use super::{Ctx, Outcome, Step, Stop};
 use crate::aws::ecr::{ReleaseImage, resolve_release_image};
 use crate::aws::ecs::{self, short_td};
-use crate::config::{Config, Environment, Strategy};
+use crate::config::{Config, Environment};
 use crate::exit::{Code, Failure};
 use crate::taskdef::{RenderSet, vars::Release};
 
@@ -372,7 +372,7 @@ async fn check_load_balancer(
                     lb.container_port
                 ));
             }
-            if svc.strategy == Strategy::BlueGreen {
+            if svc.strategy.shifts_traffic() {
                 let adv = l.advanced_configuration();
                 // The alternate is whichever of the pair is not serving now.
                 let primary = l.target_group_arn().unwrap_or_default();
@@ -616,7 +616,7 @@ fn update_blocker(svc: &crate::config::Service, live: &EcsService) -> Option<Str
             controller.as_str()
         ));
     }
-    if svc.strategy == Strategy::BlueGreen
+    if svc.strategy.shifts_traffic()
         && let Some(lb) = &svc.load_balancer
     {
         let attached = live.load_balancers().iter().find(|l| {

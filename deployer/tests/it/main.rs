@@ -4,6 +4,7 @@
 mod cli;
 mod harness;
 mod json_errors;
+mod progressive;
 mod release_bench;
 mod release_fidelity;
 mod release_flow;

@@ -61,6 +61,11 @@ pub struct Options {
     pub load_balanced_configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
     /// `timeouts.agent_gate` (the deployer's default when `None`).
     pub agent_gate: Option<&'static str>,
+    /// The load-balanced service's `strategy` in deployer.toml, and more of its keys.
+    pub lb_strategy: &'static str,
+    pub lb_keys: &'static str,
+    /// TOML appended to deployer.toml (e.g. `[[environments.test.analysis]]` entries).
+    pub extra_toml: &'static str,
 }
 
 /// The emulator profile every release test runs under: `DEPLOYER_TEST_EMULATOR_PROFILE`, by
@@ -89,6 +94,9 @@ impl Default for Options {
             emulator: serde_json::json!({}),
             load_balanced_configuration: None,
             agent_gate: None,
+            lb_strategy: "blue_green",
+            lb_keys: "",
+            extra_toml: "",
         }
     }
 }
@@ -193,10 +201,11 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
     }
     for s in services {
         let (strategy, extra) = match s.kind {
-            "blue_green" => ("blue_green", {
+            "blue_green" => (opts.lb_strategy, {
                 let lb = LoadBalancerPair::new(account);
                 format!(
-                    "bake_time = \"{}\"\nload_balancer = {{ container_name = \"{n}\", container_port = 3000, target_group_arn = \"{blue}\", alternate_target_group_arn = \"{green}\", production_listener_rule = \"{prod}\", test_listener_rule = \"{test}\", role_arn = \"{role}\" }}\n",
+                    "{}bake_time = \"{}\"\nload_balancer = {{ container_name = \"{n}\", container_port = 3000, target_group_arn = \"{blue}\", alternate_target_group_arn = \"{green}\", production_listener_rule = \"{prod}\", test_listener_rule = \"{test}\", role_arn = \"{role}\" }}\n",
+                    opts.lb_keys,
                     opts.bake,
                     n = s.name,
                     blue = lb.blue,
@@ -215,6 +224,7 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
             s.name
         ));
     }
+    toml.push_str(opts.extra_toml);
     toml
 }
 
