@@ -12,6 +12,7 @@
 //! entries idle longer than the visibility timeout are claimed by another consumer (XAUTOCLAIM).
 
 mod config;
+mod dlq;
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use redis::{AsyncCommands, SetExpiry, SetOptions, Value as RValue};
 use serde::{Deserialize, Serialize};
 
 pub use config::{BusConfig, ConfigError, env_parse};
+pub use dlq::{DlqEntry, valid_entry_id};
 
 pub const RESULTS_GROUP: &str = "orchestrator-group";
 

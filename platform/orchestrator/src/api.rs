@@ -23,6 +23,9 @@ use uuid::Uuid;
 
 use crate::AppState;
 
+pub mod events;
+pub mod operator;
+
 type S = State<Arc<AppState>>;
 
 #[derive(OpenApi)]
@@ -55,6 +58,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/workflows/{id}/cancel", post(cancel_workflow))
         .route("/agents", get(list_agents))
         .route("/openapi.json", get(openapi))
+        .merge(operator_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .nest("/api/v1", api)
@@ -62,13 +66,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        .layer(middleware::map_response(crate::ui::security_headers))
         .with_state(state)
+}
+
+/// The operator's routes (api/operator.rs, api/events.rs), behind the same token.
+fn operator_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/dlq", get(operator::list_dlq))
+        .route("/dlq/{kind}/{entry}/redrive", post(operator::redrive))
+        .route("/workflows/{id}/retry", post(operator::retry_workflow))
+        .route("/events/stream", get(events::all_events))
+        .route(
+            "/workflows/{id}/events/stream",
+            get(events::workflow_events),
+        )
 }
 
 // ---------------------------------------------------------------- errors
@@ -464,8 +483,16 @@ async fn list_agents(State(state): S) -> Result<Response, ApiError> {
     Ok(Json(json!({"agents": agents})).into_response())
 }
 
+/// The whole document: the core routes and the operator's.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(operator::OperatorDoc::openapi());
+    doc.merge(events::EventsDoc::openapi());
+    doc
+}
+
 async fn openapi() -> Response {
-    Json(ApiDoc::openapi()).into_response()
+    Json(openapi_document()).into_response()
 }
 
 // ---------------------------------------------------------------- health

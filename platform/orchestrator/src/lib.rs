@@ -4,8 +4,10 @@
 //! (Redis → Postgres, idempotent) and the sweeper (re-dispatches tasks lost inside Redis).
 
 pub mod api;
+pub mod cloudwatch;
 pub mod driver;
 pub mod metrics;
+pub mod ui;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -137,6 +139,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Outbox rows published by the fast path, deleted in batches by a background loop.
     pub published: tokio::sync::mpsc::UnboundedSender<i64>,
+    /// Fires on stop: live event streams end with it.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
@@ -178,6 +182,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         dispatch: Notify::new(),
         metrics: metrics::Metrics::default(),
         published,
+        shutdown: shutdown.clone(),
     });
     let addr = SocketAddr::from(([0, 0, 0, 0], state.cfg.port));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -190,7 +195,10 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         git_sha = %state.cfg.git_sha,
         "orchestrator listening"
     );
-    let loops = driver::spawn(state.clone(), shutdown.clone(), published_rx);
+    let mut loops = driver::spawn(state.clone(), shutdown.clone(), published_rx);
+    if let Some(cw) = cloudwatch::CloudWatchConfig::from_env()? {
+        loops.push(cloudwatch::spawn(state.clone(), cw, shutdown.clone()));
+    }
     let app = api::router(state.clone());
     let grace = state.cfg.shutdown_timeout;
     let server = axum::serve(listener, app)

@@ -17,6 +17,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
+mod operator;
+pub use operator::{Redrive, Retry};
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]
