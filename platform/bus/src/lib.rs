@@ -22,7 +22,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamMaxlen, StreamReadRep
 use redis::{AsyncCommands, SetExpiry, SetOptions, Value as RValue};
 use serde::{Deserialize, Serialize};
 
-pub use config::{BusConfig, ConfigError, env_parse};
+pub use config::{BusConfig, ConfigError, DEFAULT_VISIBILITY_TIMEOUT_MS, env_parse};
 
 pub const RESULTS_GROUP: &str = "orchestrator-group";
 
@@ -215,20 +215,41 @@ impl Bus {
         Ok(())
     }
 
-    /// Resets the idle time of a task this consumer is still working on, so no other consumer
-    /// claims it while its owner is alive (XCLAIM JUSTID does not count a delivery).
-    pub async fn touch_task(&self, kind: Stage, consumer: &str, id: &str) -> Result<(), BusError> {
+    /// Resets the idle time of the tasks this consumer still holds (the one in flight and those
+    /// read but not started), so no other consumer claims them while their owner is alive
+    /// (XCLAIM JUSTID does not count a delivery). Atomic per call and only for entries still
+    /// pending for `consumer`: an entry another consumer took over (this one was cut off for
+    /// longer than the visibility timeout) is not taken back. Returns the ids still held.
+    pub async fn touch_tasks(
+        &self,
+        kind: Stage,
+        consumer: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, BusError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        const TOUCH: &str = r"
+local held = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    held[#held + 1] = ARGV[i]
+  end
+end
+return held";
         let mut c = self.cmd.clone();
-        let _: RValue = redis::cmd("XCLAIM")
+        let held: Vec<String> = redis::cmd("EVAL")
+            .arg(TOUCH)
+            .arg(1)
             .arg(self.task_stream(kind))
             .arg(Self::group(kind))
             .arg(consumer)
-            .arg(0)
-            .arg(id)
-            .arg("JUSTID")
+            .arg(ids)
             .query_async(&mut c)
             .await?;
-        Ok(())
+        Ok(held)
     }
 
     /// Moves a task to the dead-letter stream (atomically with its acknowledgement).

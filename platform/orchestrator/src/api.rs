@@ -319,20 +319,23 @@ async fn create_workflow(
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| Uuid::new_v4().to_string());
-    let (wf, queued) = state
-        .store
-        .create_workflow(NewWorkflow {
-            name: b.name,
-            kind,
-            description,
-            template,
-            params,
-            correlation_id,
-        })
-        .await?;
-    if let Some(q) = queued {
-        state.dispatch_now(q).await;
+    // Group commit: the creator loop commits every creation waiting at that moment in one
+    // transaction; the answer comes only after that commit.
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let new = NewWorkflow {
+        name: b.name,
+        kind,
+        description,
+        template,
+        params,
+        correlation_id,
+    };
+    if state.creates.send((new, reply)).await.is_err() {
+        return Err(ApiError::unavailable("the orchestrator is stopping"));
     }
+    let wf = answer
+        .await
+        .map_err(|_| ApiError::unavailable("the orchestrator is stopping"))??;
     tracing::info!(workflow_id = %wf.id, correlation_id = %wf.correlation_id, "workflow created");
     let location = format!("/api/v1/workflows/{}", wf.id);
     let mut r = (StatusCode::CREATED, Json(wf)).into_response();

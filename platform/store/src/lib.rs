@@ -31,6 +31,9 @@ pub enum StoreError {
     TooLarge { size: usize, limit: usize },
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The database failed a group commit this request was part of.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
 }
@@ -140,6 +143,24 @@ pub struct Queued {
     pub envelope: TaskEnvelope,
 }
 
+impl StoreError {
+    /// An error of the database itself (a statement it refused), as opposed to the connection
+    /// or the pool: worth retrying the members of a failed batch one by one.
+    pub fn is_statement_error(&self) -> bool {
+        !matches!(
+            self,
+            StoreError::Db(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::WorkerCrashed
+            ) | StoreError::Unavailable(_)
+        )
+    }
+}
+
 /// A row of the outbox.
 #[derive(Debug, Clone, FromRow)]
 pub struct OutboxRow {
@@ -197,133 +218,63 @@ impl Store {
     /// Creates a workflow and starts its first stage: `initiated` → `scaffolding`, with the
     /// scaffold task in the outbox — one transaction.
     pub async fn create_workflow(&self, new: NewWorkflow) -> Result<(WorkflowRow, Option<Queued>)> {
-        let id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO workflows (id, name, type, description, template, params, state, correlation_id)
-             VALUES ($1, $2, $3, $4, $5, $6, 'initiated', $7)",
-        )
-        .bind(id)
-        .bind(&new.name)
-        .bind(new.kind.as_str())
-        .bind(&new.description)
-        .bind(&new.template)
-        .bind(&new.params)
-        .bind(&new.correlation_id)
-        .execute(&mut *tx)
-        .await?;
-        insert_event(
-            &mut tx,
-            id,
-            "transition",
-            None,
-            Some(WorkflowState::Initiated),
-            json!({}),
-        )
-        .await?;
-        let wf = fetch_for_update(&mut tx, id).await?;
-        let (wf, queued) = advance(&mut tx, wf, WorkflowState::Scaffolding, json!({})).await?;
+        let created = create_in(&mut tx, &new).await?;
         tx.commit().await?;
-        Ok((wf, queued))
+        Ok(created)
+    }
+
+    /// Group commit of [`Store::create_workflow`]: every workflow of `news` is created in one
+    /// transaction (all or none), which also deletes the outbox rows `published` (already on
+    /// Redis). The caller answers each request only after this returns.
+    pub async fn create_workflows(
+        &self,
+        news: &[NewWorkflow],
+        published: &[i64],
+    ) -> Result<Vec<(WorkflowRow, Option<Queued>)>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(news.len());
+        for new in news {
+            out.push(create_in(&mut tx, new).await?);
+        }
+        delete_outbox_in(&mut tx, published).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Applies an agent's result exactly once. Duplicates, results for tasks that are no longer
     /// current and results for finished workflows change nothing.
     pub async fn apply_result(&self, r: &TaskResult) -> Result<Applied> {
         let mut tx = self.pool.begin().await?;
-        let wf = match fetch_for_update_opt(&mut tx, r.workflow_id).await? {
-            Some(wf) => wf,
-            None => {
-                return Ok(Applied::Ignored {
-                    why: format!("unknown workflow {}", r.workflow_id),
-                });
-            }
-        };
-        let state = wf.state()?;
-        let task: Option<(String, String)> = sqlx::query_as(
-            "SELECT status, stage FROM tasks WHERE id = $1 AND workflow_id = $2 FOR UPDATE",
-        )
-        .bind(r.task_id)
-        .bind(r.workflow_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((status, stage)) = task else {
-            return Ok(Applied::Ignored {
-                why: format!("unknown task {}", r.task_id),
-            });
-        };
-        if status != "dispatched" {
-            return Ok(Applied::Ignored {
-                why: format!("task {} is already {status}", r.task_id),
-            });
-        }
-        if state.is_terminal() || state.stage().map(Stage::as_str) != Some(stage.as_str()) {
-            return Ok(Applied::Ignored {
-                why: format!("workflow {} is {state}, not running stage {stage}", wf.id),
-            });
-        }
-        let result_json =
-            serde_json::to_value(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (task_status, error, to, reason) = match &r.outcome {
-            TaskOutcome::Succeeded { .. } => {
-                let next = state.next().ok_or(TransitionError {
-                    from: state,
-                    to: WorkflowState::Completed,
-                })?;
-                ("succeeded", None, next, None)
-            }
-            TaskOutcome::Failed { reason } => (
-                "failed",
-                Some(reason.clone()),
-                WorkflowState::Failed,
-                Some(format!("stage {stage} failed: {reason}")),
-            ),
-            TaskOutcome::DeadLettered { reason } => (
-                "dead_lettered",
-                Some(reason.clone()),
-                WorkflowState::Failed,
-                Some(format!(
-                    "stage {stage} task {} dead-lettered: {reason}",
-                    r.task_id
-                )),
-            ),
-        };
-        sqlx::query(
-            "UPDATE tasks SET status = $2, result = $3, error = $4, agent_id = $5,
-                 picked_up_at = $6, completed_at = now()
-             WHERE id = $1",
-        )
-        .bind(r.task_id)
-        .bind(task_status)
-        .bind(&result_json)
-        .bind(&error)
-        .bind(&r.agent_id)
-        .bind(r.picked_up_at)
-        .execute(&mut *tx)
-        .await?;
-        let mut wf = wf;
-        if let TaskOutcome::Succeeded { output } = &r.outcome {
-            sqlx::query("UPDATE workflows SET context = jsonb_set(context, ARRAY[$2], $3, true) WHERE id = $1")
-                .bind(wf.id)
-                .bind(&stage)
-                .bind(output)
-                .execute(&mut *tx)
-                .await?;
-            if let Value::Object(m) = &mut wf.context {
-                m.insert(stage.clone(), output.clone());
-            }
-        }
-        if let Some(reason) = &reason {
-            sqlx::query("UPDATE workflows SET failure_reason = $2 WHERE id = $1")
-                .bind(wf.id)
-                .bind(reason)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let data = json!({"task_id": r.task_id, "agent_id": r.agent_id, "reason": reason});
-        let (_, queued) = advance(&mut tx, wf, to, data).await?;
+        let applied = apply_in(&mut tx, r).await?;
         tx.commit().await?;
-        Ok(Applied::Advanced { to, queued })
+        Ok(applied)
+    }
+
+    /// Applies a batch of results in one transaction (one commit for the whole batch), with
+    /// exactly the effect of applying them one by one in stream order, and deletes the outbox
+    /// rows `published`. All or nothing: on an error nothing is applied (the caller then applies
+    /// them one at a time). Workflow rows are locked in id order, so concurrent batches (several
+    /// orchestrators) cannot deadlock; results of one workflow keep their order.
+    pub async fn apply_results(
+        &self,
+        results: &[TaskResult],
+        published: &[i64],
+    ) -> Result<Vec<Applied>> {
+        let mut order: Vec<usize> = (0..results.len()).collect();
+        order.sort_by_key(|&i| results[i].workflow_id);
+        let mut tx = self.pool.begin().await?;
+        let mut out: Vec<Option<Applied>> = vec![None; results.len()];
+        for i in order {
+            out[i] = Some(apply_in(&mut tx, &results[i]).await?);
+        }
+        // Outbox rows last, after the workflow rows: the order `cancel` locks them in.
+        delete_outbox_in(&mut tx, published).await?;
+        tx.commit().await?;
+        Ok(out
+            .into_iter()
+            .map(|a| a.expect("every result applied"))
+            .collect())
     }
 
     /// Cancels a running workflow; its open task is marked cancelled so a late result is ignored.
@@ -586,6 +537,146 @@ impl Store {
     }
 }
 
+/// The statements of [`Store::create_workflow`], inside the caller's transaction.
+async fn create_in(
+    tx: &mut Transaction<'_, Postgres>,
+    new: &NewWorkflow,
+) -> Result<(WorkflowRow, Option<Queued>)> {
+    let id = Uuid::now_v7();
+    // The inserted row is this transaction's own (invisible to others until commit), so
+    // RETURNING gives the locked row without another round trip.
+    let wf: WorkflowRow = sqlx::query_as(&format!(
+        "INSERT INTO workflows (id, name, type, description, template, params, state, correlation_id)
+         VALUES ($1, $2, $3, $4, $5, $6, 'initiated', $7) RETURNING {WF_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&new.name)
+    .bind(new.kind.as_str())
+    .bind(&new.description)
+    .bind(&new.template)
+    .bind(&new.params)
+    .bind(&new.correlation_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    insert_event(
+        tx,
+        id,
+        "transition",
+        None,
+        Some(WorkflowState::Initiated),
+        json!({}),
+    )
+    .await?;
+    advance(tx, wf, WorkflowState::Scaffolding, json!({})).await
+}
+
+async fn delete_outbox_in(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Result<()> {
+    if !ids.is_empty() {
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The statements of [`Store::apply_result`], inside the caller's transaction.
+async fn apply_in(tx: &mut Transaction<'_, Postgres>, r: &TaskResult) -> Result<Applied> {
+    let wf = match fetch_for_update_opt(tx, r.workflow_id).await? {
+        Some(wf) => wf,
+        None => {
+            return Ok(Applied::Ignored {
+                why: format!("unknown workflow {}", r.workflow_id),
+            });
+        }
+    };
+    let state = wf.state()?;
+    let task: Option<(String, String)> = sqlx::query_as(
+        "SELECT status, stage FROM tasks WHERE id = $1 AND workflow_id = $2 FOR UPDATE",
+    )
+    .bind(r.task_id)
+    .bind(r.workflow_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((status, stage)) = task else {
+        return Ok(Applied::Ignored {
+            why: format!("unknown task {}", r.task_id),
+        });
+    };
+    if status != "dispatched" {
+        return Ok(Applied::Ignored {
+            why: format!("task {} is already {status}", r.task_id),
+        });
+    }
+    if state.is_terminal() || state.stage().map(Stage::as_str) != Some(stage.as_str()) {
+        return Ok(Applied::Ignored {
+            why: format!("workflow {} is {state}, not running stage {stage}", wf.id),
+        });
+    }
+    let result_json = serde_json::to_value(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (task_status, error, to, reason) = match &r.outcome {
+        TaskOutcome::Succeeded { .. } => {
+            let next = state.next().ok_or(TransitionError {
+                from: state,
+                to: WorkflowState::Completed,
+            })?;
+            ("succeeded", None, next, None)
+        }
+        TaskOutcome::Failed { reason } => (
+            "failed",
+            Some(reason.clone()),
+            WorkflowState::Failed,
+            Some(format!("stage {stage} failed: {reason}")),
+        ),
+        TaskOutcome::DeadLettered { reason } => (
+            "dead_lettered",
+            Some(reason.clone()),
+            WorkflowState::Failed,
+            Some(format!(
+                "stage {stage} task {} dead-lettered: {reason}",
+                r.task_id
+            )),
+        ),
+    };
+    sqlx::query(
+        "UPDATE tasks SET status = $2, result = $3, error = $4, agent_id = $5,
+                 picked_up_at = $6, completed_at = now()
+             WHERE id = $1",
+    )
+    .bind(r.task_id)
+    .bind(task_status)
+    .bind(&result_json)
+    .bind(&error)
+    .bind(&r.agent_id)
+    .bind(r.picked_up_at)
+    .execute(&mut **tx)
+    .await?;
+    let mut wf = wf;
+    if let TaskOutcome::Succeeded { output } = &r.outcome {
+        sqlx::query(
+            "UPDATE workflows SET context = jsonb_set(context, ARRAY[$2], $3, true) WHERE id = $1",
+        )
+        .bind(wf.id)
+        .bind(&stage)
+        .bind(output)
+        .execute(&mut **tx)
+        .await?;
+        if let Value::Object(m) = &mut wf.context {
+            m.insert(stage.clone(), output.clone());
+        }
+    }
+    if let Some(reason) = &reason {
+        sqlx::query("UPDATE workflows SET failure_reason = $2 WHERE id = $1")
+            .bind(wf.id)
+            .bind(reason)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let data = json!({"task_id": r.task_id, "agent_id": r.agent_id, "reason": reason});
+    let (_, queued) = advance(tx, wf, to, data).await?;
+    Ok(Applied::Advanced { to, queued })
+}
+
 async fn fetch_for_update_opt(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
@@ -596,12 +687,6 @@ async fn fetch_for_update_opt(
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?)
-}
-
-async fn fetch_for_update(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<WorkflowRow> {
-    fetch_for_update_opt(tx, id)
-        .await?
-        .ok_or(StoreError::NotFound(id))
 }
 
 async fn insert_event(
