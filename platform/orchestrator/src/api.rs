@@ -55,13 +55,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/workflows/{id}/cancel", post(cancel_workflow))
         .route("/agents", get(list_agents))
         .route("/openapi.json", get(openapi))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            backing_timeout,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .nest("/api/v1", api)
         .route("/api/v1/health", get(health))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(metrics).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                backing_timeout,
+            )),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -229,6 +239,21 @@ async fn auth(State(state): S, req: Request, next: Next) -> Response {
             "unauthorized",
             "missing `Authorization: Bearer <token>` header (the token is PLATFORM_API_TOKEN of the orchestrator)",
         )
+        .into_response(),
+    }
+}
+
+/// A request that waits on Postgres or Redis longer than `PLATFORM_DB_TIMEOUT_MS` (a backing
+/// service cut off: a partition leaves connections hanging rather than failing) is answered
+/// 503 `unavailable` instead of hanging the client. A creation answered so may still commit
+/// once the database is back (the outcome is unknown, like any request whose answer is lost).
+async fn backing_timeout(State(state): S, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.cfg.db_timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::unavailable(format!(
+            "no answer from Postgres or Redis within {} ms",
+            state.cfg.db_timeout.as_millis()
+        ))
         .into_response(),
     }
 }

@@ -62,6 +62,12 @@ async fn relay(state: Arc<AppState>, shutdown: CancellationToken) {
 }
 
 async fn relay_once(state: &AppState) -> anyhow::Result<usize> {
+    tokio::time::timeout(state.cfg.db_timeout, relay_step(state))
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer from Postgres or Redis in time")))
+}
+
+async fn relay_step(state: &AppState) -> anyhow::Result<usize> {
     let bus = &state.bus;
     let n = state
         .store
@@ -165,7 +171,16 @@ async fn apply_batch(state: &AppState, batch: Vec<Delivery>) -> Vec<String> {
     }
     let rs: Vec<TaskResult> = results.iter().map(|(_, r)| r.clone()).collect();
     let published = state.take_published();
-    let applied: Vec<Option<Applied>> = match state.store.apply_results(&rs, &published).await {
+    // A partition leaves the connection hanging, not failing: give up after the timeout (the
+    // results stay pending and are reclaimed; if the hung commit lands after all, applying
+    // them again changes nothing and the relay publishes the next stages it queued).
+    let outcome = tokio::time::timeout(
+        state.cfg.db_timeout,
+        state.store.apply_results(&rs, &published),
+    )
+    .await
+    .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())));
+    let applied: Vec<Option<Applied>> = match outcome {
         Ok(a) => a.into_iter().map(Some).collect(),
         Err(e) => {
             state.return_published(published);
@@ -258,9 +273,22 @@ pub async fn creator(
         if n == 0 {
             return;
         }
-        let (news, replies): (Vec<NewWorkflow>, Vec<_>) = buf.drain(..).unzip();
+        // A client that gave up (its request timed out) is not created behind its back.
+        let (news, replies): (Vec<NewWorkflow>, Vec<_>) = buf
+            .drain(..)
+            .filter(|(_, reply)| !reply.is_closed())
+            .unzip();
+        if news.is_empty() {
+            continue;
+        }
         let published = state.take_published();
-        match state.store.create_workflows(&news, &published).await {
+        let outcome = tokio::time::timeout(
+            state.cfg.db_timeout,
+            state.store.create_workflows(&news, &published),
+        )
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())));
+        match outcome {
             Ok(created) => {
                 let queued = created.iter().filter_map(|(_, q)| q.clone()).collect();
                 state.dispatch_all(queued).await;
@@ -309,7 +337,10 @@ async fn delete_published(state: Arc<AppState>, shutdown: CancellationToken) {
         };
         let ids = state.take_published();
         if !ids.is_empty()
-            && let Err(e) = state.store.delete_outbox(&ids).await
+            && let Err(e) =
+                tokio::time::timeout(state.cfg.db_timeout, state.store.delete_outbox(&ids))
+                    .await
+                    .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())))
         {
             // Left in the outbox, they are published again by the relay: harmless duplicates.
             tracing::warn!(error = %e, count = ids.len(), "deleting published outbox rows failed");
@@ -332,10 +363,14 @@ async fn sweeper(state: Arc<AppState>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        match state
-            .store
-            .redispatch_stale(state.cfg.task_timeout, state.cfg.max_attempts)
-            .await
+        match tokio::time::timeout(
+            state.cfg.db_timeout,
+            state
+                .store
+                .redispatch_stale(state.cfg.task_timeout, state.cfg.max_attempts),
+        )
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())))
         {
             Ok(0) => {}
             Ok(n) => {

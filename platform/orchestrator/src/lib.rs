@@ -51,6 +51,9 @@ pub struct Config {
     pub templates_dir: PathBuf,
     /// How long a stop waits for requests in flight before it closes them.
     pub shutdown_timeout: Duration,
+    /// The longest a request or a driver step waits on Postgres or Redis before it gives up
+    /// (503 for a request; the step is retried).
+    pub db_timeout: Duration,
 }
 
 impl Config {
@@ -95,6 +98,9 @@ impl Config {
                 "PLATFORM_SHUTDOWN_TIMEOUT_MS",
                 DEFAULT_SHUTDOWN_TIMEOUT_MS,
             )?),
+            db_timeout: Duration::from_millis(
+                env_parse("PLATFORM_DB_TIMEOUT_MS", 5_000u64)?.max(100),
+            ),
         })
     }
 }
