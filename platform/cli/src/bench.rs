@@ -80,6 +80,69 @@ async fn xact_commits(conn: &mut sqlx::PgConnection, db: &str) -> anyhow::Result
     Ok(last)
 }
 
+/// CPU time (user + system, ms) of a process so far, from /proc (Linux).
+fn cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0) // USER_HZ is 100 on Linux
+}
+
+/// CPU used so far by each side: the platform processes, the PostgreSQL server processes
+/// (every process pg_stat_activity lists: backends and background workers), this benchmark.
+async fn cpu_snapshot(
+    conn: &mut sqlx::PgConnection,
+    platform: &[u32],
+) -> anyhow::Result<std::collections::HashMap<(&'static str, u32), f64>> {
+    let mut m = std::collections::HashMap::new();
+    for &pid in platform {
+        if let Some(c) = cpu_ms(pid) {
+            m.insert(("platform", pid), c);
+        }
+    }
+    let pg: Vec<i32> = sqlx::query_scalar("SELECT pid FROM pg_stat_activity")
+        .fetch_all(&mut *conn)
+        .await?;
+    for pid in pg {
+        if let Some(c) = cpu_ms(pid as u32) {
+            m.insert(("postgres", pid as u32), c);
+        }
+    }
+    if let Some(c) = cpu_ms(std::process::id()) {
+        m.insert(("bench", std::process::id()), c);
+    }
+    Ok(m)
+}
+
+/// CPU ms per side between two snapshots (processes present in both).
+fn cpu_delta(
+    a: &std::collections::HashMap<(&'static str, u32), f64>,
+    b: &std::collections::HashMap<(&'static str, u32), f64>,
+) -> std::collections::BTreeMap<&'static str, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v1) in b {
+        let v0 = a.get(k).copied().unwrap_or(*v1);
+        *out.entry(k.0).or_insert(0.0) += v1 - v0;
+    }
+    out
+}
+
+/// Redis's own CPU so far (ms, INFO cpu), server-wide.
+fn redis_cpu_ms(url: &str) -> Option<f64> {
+    let out = Command::new("redis-cli")
+        .args(["-u", url, "INFO", "cpu"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k)?.trim().parse::<f64>().ok())
+    };
+    Some((get("used_cpu_user:")? + get("used_cpu_sys:")?) * 1000.0)
+}
+
 const TOKEN: &str = "bench-token-0123456789";
 const KINDS: [&str; 5] = ["scaffold", "validation", "e2e", "integration", "deployment"];
 
@@ -263,6 +326,9 @@ async fn main() -> anyhow::Result<()> {
     // ---- throughput
     let before = count_done(pool.clone()).await?;
     let (c2, q2) = (xact_commits(&mut conn, &db).await?, bench_queries());
+    let platform_pids: Vec<u32> = procs.0.iter().map(|(_, c)| c.id()).collect();
+    let cpu0 = cpu_snapshot(&mut conn, &platform_pids).await?;
+    let redis0 = redis_cpu_ms(&env.redis_url);
     let started = Instant::now();
     let ids = futures_lite(args.workflows, args.concurrency, |i| {
         create(format!("tp-{i}"))
@@ -278,6 +344,18 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
+    let cpu1 = cpu_snapshot(&mut conn, &platform_pids).await?;
+    let redis1 = redis_cpu_ms(&env.redis_url);
+    let mut cpu = cpu_delta(&cpu0, &cpu1);
+    if let (Some(r0), Some(r1)) = (redis0, redis1) {
+        cpu.insert("redis (server-wide)", r1 - r0);
+    }
+    let n_tp = ids.len().max(1) as f64;
+    let cpu_per_wf: serde_json::Map<String, Value> = cpu
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!((v / n_tp * 1000.0).round() / 1000.0)))
+        .collect();
+    let cpu_total: f64 = cpu.values().sum::<f64>() / n_tp;
     let (c3, q3) = (xact_commits(&mut conn, &db).await?, bench_queries());
     let commits_load = (c3 - c2) - (q3 - q2);
     let failed: i64 =
@@ -359,6 +437,12 @@ async fn main() -> anyhow::Result<()> {
             "one_at_a_time": per(commits_idle, args.latency_workflows),
             "under_load": per(commits_load, ids.len()),
             "how": "pg_stat_database.xact_commit delta of the benchmark database over the phase, minus the benchmark's own polling queries, divided by the phase's workflows",
+        },
+        "cpu_ms_per_workflow_under_load": {
+            "by_side": cpu_per_wf,
+            "total": (cpu_total * 1000.0).round() / 1000.0,
+            "two_core_bound_workflows_per_s": (2000.0 / cpu_total).round(),
+            "how": "utime+stime from /proc over the throughput phase: the orchestrator and agents, PostgreSQL's processes, this client; Redis from INFO cpu (the whole server, other users included)",
         },
         "workflows": ids.len(),
         "agents_per_kind": args.agents_per_kind,

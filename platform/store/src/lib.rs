@@ -652,28 +652,17 @@ async fn apply_in(tx: &mut Transaction<'_, Postgres>, r: &TaskResult) -> Result<
     .execute(&mut **tx)
     .await?;
     let mut wf = wf;
-    if let TaskOutcome::Succeeded { output } = &r.outcome {
-        sqlx::query(
-            "UPDATE workflows SET context = jsonb_set(context, ARRAY[$2], $3, true) WHERE id = $1",
-        )
-        .bind(wf.id)
-        .bind(&stage)
-        .bind(output)
-        .execute(&mut **tx)
-        .await?;
-        if let Value::Object(m) = &mut wf.context {
-            m.insert(stage.clone(), output.clone());
-        }
-    }
-    if let Some(reason) = &reason {
-        sqlx::query("UPDATE workflows SET failure_reason = $2 WHERE id = $1")
-            .bind(wf.id)
-            .bind(reason)
-            .execute(&mut **tx)
-            .await?;
+    // The stage's output joins the context (the row is locked: this is what jsonb_set on the
+    // stored value would give), written by the same statement as the state change.
+    let mut write_context = false;
+    if let TaskOutcome::Succeeded { output } = &r.outcome
+        && let Value::Object(m) = &mut wf.context
+    {
+        m.insert(stage.clone(), output.clone());
+        write_context = true;
     }
     let data = json!({"task_id": r.task_id, "agent_id": r.agent_id, "reason": reason});
-    let (_, queued) = advance(tx, wf, to, data).await?;
+    let (_, queued) = advance_with(tx, wf, to, data, write_context, reason.as_deref()).await?;
     Ok(Applied::Advanced { to, queued })
 }
 
@@ -712,39 +701,80 @@ async fn insert_event(
 /// stage, creates that stage's task with its envelope in the outbox.
 async fn advance(
     tx: &mut Transaction<'_, Postgres>,
+    wf: WorkflowRow,
+    to: WorkflowState,
+    data: Value,
+) -> Result<(WorkflowRow, Option<Queued>)> {
+    advance_with(tx, wf, to, data, false, None).await
+}
+
+/// [`advance`], also writing the workflow's context (when `write_context`: `wf.context` as the
+/// caller changed it under the row lock) and failure reason — in one statement: the state
+/// change, its event, the next stage's task and its outbox row are one round trip.
+async fn advance_with(
+    tx: &mut Transaction<'_, Postgres>,
     mut wf: WorkflowRow,
     to: WorkflowState,
     data: Value,
+    write_context: bool,
+    failure_reason: Option<&str>,
 ) -> Result<(WorkflowRow, Option<Queued>)> {
     let from = wf.state()?;
     from.transition(to)?;
     let stage = to.stage();
-    let now: DateTime<Utc> = sqlx::query_scalar(
-        "UPDATE workflows SET state = $2, current_stage = $3, updated_at = now() WHERE id = $1 RETURNING updated_at",
+    wf.state = to.as_str().to_owned();
+    wf.current_stage = stage.map(|s| s.as_str().to_owned());
+    let next = stage.map(|stage| {
+        let task_id = Uuid::now_v7();
+        (task_id, envelope(&wf, task_id, stage, 1))
+    });
+    let env_json = match &next {
+        Some((_, env)) => {
+            Some(serde_json::to_value(env).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        }
+        None => None,
+    };
+    let (now, outbox_id): (DateTime<Utc>, Option<i64>) = sqlx::query_as(
+        "WITH w AS (
+             UPDATE workflows SET state = $2, current_stage = $3, updated_at = now(),
+                 context = CASE WHEN $4 THEN $5 ELSE context END,
+                 failure_reason = COALESCE($6, failure_reason)
+             WHERE id = $1 RETURNING updated_at),
+         e AS (
+             INSERT INTO events (workflow_id, kind, from_state, to_state, data)
+             VALUES ($1, 'transition', $7, $2, $8)),
+         t AS (
+             INSERT INTO tasks (id, workflow_id, stage, status)
+             SELECT $9, $1, $3, 'dispatched' WHERE $9::uuid IS NOT NULL),
+         o AS (
+             INSERT INTO outbox (stage, envelope)
+             SELECT $3, $10 WHERE $10::jsonb IS NOT NULL RETURNING id)
+         SELECT (SELECT updated_at FROM w), (SELECT id FROM o)",
     )
     .bind(wf.id)
     .bind(to.as_str())
     .bind(stage.map(Stage::as_str))
+    .bind(write_context)
+    .bind(&wf.context)
+    .bind(failure_reason)
+    .bind(from.as_str())
+    .bind(data)
+    .bind(next.as_ref().map(|(id, _)| *id))
+    .bind(env_json)
     .fetch_one(&mut **tx)
     .await?;
-    insert_event(tx, wf.id, "transition", Some(from), Some(to), data).await?;
-    wf.state = to.as_str().to_owned();
-    wf.current_stage = stage.map(|s| s.as_str().to_owned());
     wf.updated_at = now;
-    if let Some(stage) = stage {
-        let task_id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO tasks (id, workflow_id, stage, status) VALUES ($1, $2, $3, 'dispatched')",
-        )
-        .bind(task_id)
-        .bind(wf.id)
-        .bind(stage.as_str())
-        .execute(&mut **tx)
-        .await?;
-        let queued = enqueue(tx, &wf, task_id, stage, 1).await?;
-        return Ok((wf, Some(queued)));
+    if let Some(reason) = failure_reason {
+        wf.failure_reason = Some(reason.to_owned());
     }
-    Ok((wf, None))
+    let queued = match (next, outbox_id) {
+        (Some((_, envelope)), Some(outbox_id)) => Some(Queued {
+            outbox_id,
+            envelope,
+        }),
+        _ => None,
+    };
+    Ok((wf, queued))
 }
 
 /// The envelope for `stage` of `wf`, written to the outbox.
@@ -755,7 +785,23 @@ async fn enqueue(
     stage: Stage,
     attempt: u32,
 ) -> Result<Queued> {
-    let env = TaskEnvelope {
+    let env = envelope(wf, task_id, stage, attempt);
+    let v = serde_json::to_value(&env).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let outbox_id: i64 =
+        sqlx::query_scalar("INSERT INTO outbox (stage, envelope) VALUES ($1, $2) RETURNING id")
+            .bind(stage.as_str())
+            .bind(v)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(Queued {
+        outbox_id,
+        envelope: env,
+    })
+}
+
+/// The task envelope for `stage` of `wf` (its context as of now).
+fn envelope(wf: &WorkflowRow, task_id: Uuid, stage: Stage, attempt: u32) -> TaskEnvelope {
+    TaskEnvelope {
         schema_version: ENVELOPE_SCHEMA_VERSION,
         task_id,
         workflow_id: wf.id,
@@ -772,16 +818,5 @@ async fn enqueue(
         correlation_id: wf.correlation_id.clone(),
         created_at: Utc::now(),
         dispatched_at: None,
-    };
-    let v = serde_json::to_value(&env).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let outbox_id: i64 =
-        sqlx::query_scalar("INSERT INTO outbox (stage, envelope) VALUES ($1, $2) RETURNING id")
-            .bind(stage.as_str())
-            .bind(v)
-            .fetch_one(&mut **tx)
-            .await?;
-    Ok(Queued {
-        outbox_id,
-        envelope: env,
-    })
+    }
 }
