@@ -207,9 +207,15 @@ async fn consume(agent: Arc<Agent>, shutdown: CancellationToken) -> anyhow::Resu
         };
         let batch = match batch {
             Ok(b) if !b.is_empty() => Ok(b),
+            // Block no longer than until the next look for dead consumers' entries, so the
+            // takeover bound (1.25 visibility timeouts) holds whatever PLATFORM_BLOCK_MS is.
             Ok(_) => tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                b = agent.bus.read_tasks(kind, &me) => b,
+                b = agent.bus.read_tasks_within(
+                    kind,
+                    &me,
+                    reclaim_every.saturating_sub(last_reclaim.elapsed()),
+                ) => b,
             },
             Err(e) => Err(e),
         };

@@ -190,8 +190,20 @@ impl Bus {
 
     /// New tasks for `consumer`, blocking up to the configured block time.
     pub async fn read_tasks(&self, kind: Stage, consumer: &str) -> Result<Vec<Delivery>, BusError> {
+        self.read_tasks_within(kind, consumer, self.cfg.block).await
+    }
+
+    /// [`Bus::read_tasks`], blocking at most `block` (at least 1 ms, at most the configured
+    /// block time): a consumer that must look for dead consumers' entries soon waits no longer.
+    pub async fn read_tasks_within(
+        &self,
+        kind: Stage,
+        consumer: &str,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
         let stream = self.task_stream(kind);
-        self.read_group(&stream, &Self::group(kind), consumer, "envelope")
+        let block = block.clamp(Duration::from_millis(1), self.cfg.block);
+        self.read_group(&stream, &Self::group(kind), consumer, "envelope", block)
             .await
     }
 
@@ -316,7 +328,7 @@ return held";
 
     pub async fn read_results(&self, consumer: &str) -> Result<Vec<Delivery>, BusError> {
         let stream = self.results_stream();
-        self.read_group(&stream, RESULTS_GROUP, consumer, "result")
+        self.read_group(&stream, RESULTS_GROUP, consumer, "result", self.cfg.block)
             .await
     }
 
@@ -398,6 +410,7 @@ return held";
         group: &str,
         consumer: &str,
         field: &str,
+        block: Duration,
     ) -> Result<Vec<Delivery>, BusError> {
         let mut c = self.blocking.clone();
         let reply: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREADGROUP")
@@ -407,7 +420,7 @@ return held";
             .arg("COUNT")
             .arg(self.cfg.batch)
             .arg("BLOCK")
-            .arg(self.cfg.block.as_millis() as u64)
+            .arg(block.as_millis() as u64)
             .arg("STREAMS")
             .arg(stream)
             .arg(">")
