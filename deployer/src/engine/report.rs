@@ -71,14 +71,22 @@ impl Reporter {
     }
 }
 
+/// What the release saw, for its summary: smoke checks, analysis verdicts (service, where,
+/// verdict) and the timeline (service, what, epoch seconds).
+pub struct Seen<'a> {
+    pub smoke: &'a [(String, CheckResult)],
+    pub analysis: &'a [(String, String, String)],
+    pub timeline: &'a [(String, String, f64)],
+}
+
 /// The markdown summary of a finished release.
 pub fn summary_markdown(
     rec: &ReleaseRecord,
     outcome: Outcome,
-    stats: &super::context::Stats,
+    seen: &Seen<'_>,
     duration_s: f64,
 ) -> String {
-    let smoke: &[(String, CheckResult)] = &stats.smoke;
+    let smoke: &[(String, CheckResult)] = seen.smoke;
     let mut md = String::new();
     let icon = if outcome == Outcome::Succeeded {
         "✅"
@@ -129,9 +137,9 @@ pub fn summary_markdown(
             ));
         }
     }
-    if !stats.analysis.is_empty() {
+    if !seen.analysis.is_empty() {
         md.push_str("\n| analysis | service | where | verdict |\n| --- | --- | --- | --- |\n");
-        for (service, place, verdict) in &stats.analysis {
+        for (service, place, verdict) in seen.analysis {
             let name = verdict.split('`').nth(1).unwrap_or("analysis").to_owned();
             md.push_str(&format!(
                 "| {name} | {service} | {place} | {} |\n",
@@ -139,7 +147,7 @@ pub fn summary_markdown(
             ));
         }
     }
-    md.push_str(&timeline_gantt(&rec.release_id, &stats.timeline));
+    md.push_str(&timeline_gantt(&rec.release_id, seen.timeline));
     md
 }
 

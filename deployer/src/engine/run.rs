@@ -102,7 +102,12 @@ pub(crate) fn ended_message(ctx: &Ctx, rec: &ReleaseRecord, stop: Stop) -> Stop 
 /// Summary, GitHub outputs, webhook and, on success, the final line.
 pub(crate) async fn finish(ctx: &Ctx, rec: &ReleaseRecord, outcome: Outcome) {
     let stats = ctx.stats.lock().expect("stats").clone();
-    let md = report::summary_markdown(rec, outcome, &stats, ctx.report.elapsed_s());
+    let seen = report::Seen {
+        smoke: &stats.smoke,
+        analysis: &stats.analysis,
+        timeline: &stats.timeline,
+    };
+    let md = report::summary_markdown(rec, outcome, &seen, ctx.report.elapsed_s());
     let outputs = [
         ("release_id", rec.release_id.clone()),
         ("outcome", outcome.as_str().to_owned()),
