@@ -27,6 +27,7 @@ use crate::exit::{Code, Failure};
 pub mod dynamo;
 pub mod ecr;
 pub mod ecs;
+pub mod elb;
 pub mod follow;
 
 /// Where and as whom to call AWS.
