@@ -250,7 +250,7 @@ async fn a_production_rule_forwarding_to_a_foreign_target_group_refuses_the_rele
 async fn a_rolled_back_release_names_target_health_and_stopped_tasks() {
     let w = world(8080, false).await;
     let elb = w.elbv2.as_ref().expect("real ELBv2 resources");
-    // A target of the new (green) group that is down: a stopped EC2 instance.
+    // A target of the new (green) group that is down: an EC2 instance, stopped.
     let run = ec2_query(
         &w.aws,
         &[
@@ -267,11 +267,6 @@ async fn a_rolled_back_release_names_target_health_and_stopped_tasks() {
         .into_iter()
         .next()
         .expect("an instance");
-    ec2_query(
-        &w.aws,
-        &[("Action", "StopInstances"), ("InstanceId.1", &instance)],
-    )
-    .await;
     elb.client
         .register_targets()
         .target_group_arn(&elb.pair.green)
@@ -284,6 +279,12 @@ async fn a_rolled_back_release_names_target_health_and_stopped_tasks() {
         .send()
         .await
         .expect("RegisterTargets");
+    // Registered while running, then stopped: ELBv2 reports it unused, Target.InvalidState.
+    ec2_query(
+        &w.aws,
+        &[("Action", "StopInstances"), ("InstanceId.1", &instance)],
+    )
+    .await;
     // A task of the service that exited 3 (what the circuit breaker counts).
     plugin_fault(
         &w.aws,
