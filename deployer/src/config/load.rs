@@ -418,7 +418,7 @@ fn check_steps(s: &super::Service) -> Result<(), (String, &'static str)> {
         Ok(())
     };
     let bake = |field: &str, d: Duration| -> Result<(), (String, &'static str)> {
-        if d > DAY || d.as_secs() % 60 != 0 {
+        if d > DAY || !d.as_secs().is_multiple_of(60) {
             return Err((
                 format!(
                     "{field}: {} is not a bake time ECS accepts",
