@@ -353,6 +353,7 @@ def describe_service_revisions(self):
                 "serviceArn": service_arn,
                 "clusterArn": cluster_arn,
                 "taskDefinition": rev["taskDefinition"],
+                "containerImages": rev.get("containerImages", []),
                 "createdAt": ld.dt(rev.get("created")),
             }
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import string
 from datetime import datetime, timezone
@@ -703,11 +704,51 @@ def new_revision(backend, service, task_definition_arn: str, now: float) -> dict
         "arn": f"arn:aws:ecs:{backend.region_name}:{backend.account_id}:service-revision/"
         f"{service.cluster_name}/{service.name}/{secrets.randbelow(9 * 10**18) + 10**18}",
         "taskDefinition": task_definition_arn,
+        "containerImages": container_images(backend, task_definition_arn),
         "active": True,
         "created": now,
     }
     revs.append(rev)
     return rev
+
+
+def container_images(backend, task_definition_arn: str) -> list[dict[str, str]]:
+    """ServiceRevision.containerImages (model: ContainerImage): "Amazon ECS resolves container
+    image names and any image tags specified in the task definition to container image digests"
+    when the revision is made, and uses that digest from then on. Resolved here from moto's ECR
+    (an image of another registry, or a tag ECR does not hold, gets no digest)."""
+    try:
+        td = backend.describe_task_definition(task_definition_arn)
+    except Exception:  # noqa: BLE001 - an unknown task definition has no images to resolve
+        return []
+    out = []
+    for c in td.container_definitions:
+        image = c.get("image", "")
+        entry = {"containerName": c.get("name", ""), "image": image}
+        digest = _ecr_digest(image)
+        if digest:
+            entry["imageDigest"] = digest
+        out.append(entry)
+    return out
+
+
+def _ecr_digest(image: str) -> str | None:
+    m = re.match(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)(?::([^@]+))?(?:@(sha256:[0-9a-f]+))?$", image)
+    if not m:
+        return None
+    account, region, repo, tag, digest = m.groups()
+    if digest:
+        return digest
+    from moto.ecr.models import ecr_backends
+
+    try:
+        repository = ecr_backends[account][region].repositories.get(repo)
+    except KeyError:
+        return None
+    for i in getattr(repository, "images", []) if repository else []:
+        if (tag or "latest") in i.image_tags:
+            return i.get_image_digest()
+    return None
 
 
 def service_deployments(backend, service) -> list[Deployment]:

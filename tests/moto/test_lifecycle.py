@@ -269,3 +269,25 @@ def test_list_filters(acct):
     assert err.value.response["Error"]["Code"] == "InvalidParameterException"
     page = acct.ecs.list_service_deployments(cluster="c", service="svc", maxResults=1)
     assert len(page["serviceDeployments"]) == 1 and page["nextToken"]
+
+
+def test_service_revisions_carry_the_image_digests_ecr_resolved(acct):
+    """ServiceRevision.containerImages: ECS resolves an image tag to its digest when it makes the
+    revision (model: ContainerImage), and keeps it when the tag moves later."""
+    ecr = acct.client("ecr")
+    ecr.create_repository(repositoryName="app")
+    manifest = '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "config": {"digest": "sha256:%s", "size": 1, "mediaType": "application/vnd.docker.container.image.v1+json"}, "layers": []}'
+    first = ecr.put_image(repositoryName="app", imageTag="v1", imageManifest=manifest % ("1" * 64))["image"]
+    image = f"{acct.id}.dkr.ecr.us-east-1.amazonaws.com/app:v1"
+    acct.ecs.create_cluster(clusterName="c")
+    td = acct.register("svc", image)
+    acct.ecs.create_service(cluster="c", serviceName="svc", taskDefinition=td, desiredCount=1)
+    dep = acct.describe(acct.newest()["serviceDeploymentArn"])
+    rev_arn = dep["targetServiceRevision"]["arn"]
+    # The tag moves to another image: the revision keeps the digest it resolved.
+    ecr.batch_delete_image(repositoryName="app", imageIds=[{"imageTag": "v1"}])
+    ecr.put_image(repositoryName="app", imageTag="v1", imageManifest=manifest % ("2" * 64))
+    rev = acct.ecs.describe_service_revisions(serviceRevisionArns=[rev_arn])["serviceRevisions"][0]
+    assert rev["containerImages"] == [
+        {"containerName": "app", "image": image, "imageDigest": first["imageId"]["imageDigest"]}
+    ]

@@ -494,6 +494,31 @@ pub async fn revision_task_definitions(
     Ok(out)
 }
 
+/// What a service revision runs: its task definition and the image digests ECS resolved for
+/// it (`containerImages`; empty when ECS reports none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevisionIdentity {
+    pub task_definition: String,
+    pub image_digests: Vec<String>,
+}
+
+pub async fn revision_identity(ecs: &Ecs, revision_arn: &str) -> Result<Option<RevisionIdentity>> {
+    let page = ecs
+        .describe_service_revisions()
+        .service_revision_arns(revision_arn)
+        .send()
+        .await
+        .context("DescribeServiceRevisions")?;
+    Ok(page.service_revisions().first().map(|r| RevisionIdentity {
+        task_definition: r.task_definition().unwrap_or_default().to_owned(),
+        image_digests: r
+            .container_images()
+            .iter()
+            .filter_map(|c| c.image_digest().map(str::to_owned))
+            .collect(),
+    }))
+}
+
 pub async fn continue_hook(
     ecs: &Ecs,
     arn: &str,

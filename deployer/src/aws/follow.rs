@@ -142,7 +142,7 @@ async fn candidates(
 ///   ECS call), and the end is still seen within about a second.
 pub struct Poller {
     interval: Duration,
-    last: Option<(ServiceDeploymentStatus, Option<Stage>, bool)>,
+    last: Option<(ServiceDeploymentStatus, Option<Stage>, bool, Option<f64>)>,
     pub polls: u64,
     stage_since: Instant,
     bake: Option<Duration>,
@@ -188,7 +188,7 @@ impl Poller {
         }
     }
 
-    /// Records an observation; returns true when status, stage or hook changed.
+    /// Records an observation; returns true when status, stage, hook or traffic step changed.
     pub fn observe(&mut self, view: &DeploymentView) -> bool {
         self.observe_at(view, Instant::now())
     }
@@ -199,6 +199,7 @@ impl Poller {
             view.status.clone(),
             view.stage.clone(),
             view.awaiting_hook.is_some(),
+            view.production_weight,
         );
         let changed = self.last.as_ref() != Some(&key);
         let stage_changed = self.last.as_ref().map(|k| &k.1) != Some(&key.1);

@@ -24,6 +24,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::config::Environment;
 use crate::exit::{Code, Failure};
 
+pub mod cloudwatch;
 pub mod dynamo;
 pub mod ecr;
 pub mod ecs;

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::{Global, engine_ctx, out};
 use crate::aws::ecs::{self, short_td};
-use crate::engine::{Ctx, Outcome, resume::reconcile_open_record};
+use crate::engine::resume::{foreign_deployment, reconcile_open_record};
+use crate::engine::{Ctx, Outcome};
 use crate::exit::{CmdResult, Code, Failure};
 use crate::state::audit::{RecordOutcome, ReleaseRecord};
 use crate::state::lock::{LockInfo, now_epoch};
@@ -100,6 +101,11 @@ pub async fn collect(ctx: &Ctx) -> Result<EnvStatus> {
             ));
             rec.outcome = RecordOutcome::Ended(Outcome::RolledBackEcs);
             rec.reason = reason;
+        } else if let Some(why) = foreign_in_flight(ctx, rec, &services).await {
+            notes.push(format!(
+                "release {} is in progress, but {why}: `deployer release --resume --env {}` refuses it; `deployer rollback --env {}` puts the previous revision back",
+                rec.release_id, ctx.env_name, ctx.env_name
+            ));
         } else if services.iter().any(|s| s.deployment.is_some()) {
             notes.push(format!(
                 "release {} is in progress; `deployer release --resume --env {}` re-attaches to it, `deployer rollback --env {}` rolls it back",
@@ -114,6 +120,24 @@ pub async fn collect(ctx: &Ctx) -> Result<EnvStatus> {
         recent,
         notes,
     })
+}
+
+/// The first in-flight deployment that is not the open release's, said as what differs.
+async fn foreign_in_flight(
+    ctx: &Ctx,
+    rec: &ReleaseRecord,
+    services: &[ServiceStatus],
+) -> Option<String> {
+    for s in services {
+        let Some(d) = &s.deployment else { continue };
+        let Ok(v) = ecs::describe(&ctx.ecs, &d.arn).await else {
+            continue;
+        };
+        if let Some(why) = foreign_deployment(ctx, rec, &s.service, &v).await {
+            return Some(why);
+        }
+    }
+    None
 }
 
 pub fn render_text(s: &EnvStatus) -> String {

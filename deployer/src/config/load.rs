@@ -373,6 +373,11 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
                 }
             }
         }
+        for (i, a) in e.analysis.iter().enumerate() {
+            let at = format!("environments.{env_name}.analysis[{i}]");
+            check_analysis(a, e)
+                .map_err(|(message, hint)| invalid(format!("{at}.{message}"), &hint))?;
+        }
         for (i, c) in e.smoke_checks.iter().enumerate() {
             let at = format!("environments.{env_name}.smoke_checks[{i}]");
             if !c.path.starts_with('/') {
@@ -467,6 +472,64 @@ fn check_steps(s: &super::Service) -> Result<(), (String, &'static str)> {
             ),
             "add [load_balancer] with both target groups and listener rules, or use strategy = \"blue_green\"",
         ));
+    }
+    Ok(())
+}
+
+/// An analysis entry CloudWatch can answer and the deployer can judge.
+fn check_analysis(a: &super::Analysis, e: &super::Environment) -> Result<(), (String, String)> {
+    if a.max.is_none() && a.max_relative.is_none() {
+        return Err((
+            "max: an analysis needs a limit".into(),
+            "set `max` (absolute) or `max_relative` (times the old target group's value), or both"
+                .into(),
+        ));
+    }
+    if a.failing_intervals == 0 {
+        return Err((
+            "failing_intervals: 0 would fail before any data".into(),
+            "use 1 or more consecutive failing periods".into(),
+        ));
+    }
+    let secs = a.period.as_secs();
+    if a.period.subsec_nanos() != 0
+        || !(matches!(secs, 1 | 5 | 10 | 30) || (secs > 0 && secs.is_multiple_of(60)))
+    {
+        return Err((
+            format!(
+                "period: {} is not a CloudWatch period",
+                humantime::format_duration(a.period)
+            ),
+            "use 1s, 5s, 10s or 30s (high-resolution metrics) or a multiple of 60s".into(),
+        ));
+    }
+    let stat_ok = matches!(
+        a.stat.as_str(),
+        "Sum" | "Average" | "Maximum" | "Minimum" | "SampleCount"
+    ) || a
+        .stat
+        .strip_prefix('p')
+        .and_then(|p| p.parse::<f64>().ok())
+        .is_some_and(|p| p > 0.0 && p < 100.0);
+    if !stat_ok {
+        return Err((
+            format!("stat: `{}` is not a CloudWatch statistic", a.stat),
+            "use Sum, Average, Maximum, Minimum, SampleCount or a percentile such as p99".into(),
+        ));
+    }
+    for name in a.services.iter().flatten() {
+        let Some(svc) = e.services.iter().find(|s| &s.name == name) else {
+            return Err((
+                format!("services: `{name}` is not a service of this environment"),
+                "name services listed under [[environments.<env>.services]]".into(),
+            ));
+        };
+        if svc.load_balancer.is_none() || !svc.strategy.shifts_traffic() {
+            return Err((
+                format!("services: `{name}` has no load balancer whose traffic ECS shifts"),
+                "analysis compares the new target group with the old one: it applies to blue_green, linear and canary services with a load balancer".into(),
+            ));
+        }
     }
     Ok(())
 }

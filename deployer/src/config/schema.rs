@@ -95,6 +95,10 @@ pub struct Environment {
     pub notifications: Notifications,
     #[serde(default)]
     pub smoke_checks: Vec<SmokeCheck>,
+    /// Metric analysis of the new revision against the old one (CloudWatch), at every traffic
+    /// step and through the bake of LINEAR/CANARY/BLUE_GREEN services behind a load balancer.
+    #[serde(default)]
+    pub analysis: Vec<Analysis>,
     #[serde(default)]
     pub services: Vec<Service>,
     /// Set when settings reference `tf_output` but the outputs file could not be read: using
@@ -345,6 +349,71 @@ pub struct SmokeCheck {
     pub backoff: Duration,
     #[serde(default = "default_one")]
     pub consecutive_successes: u32,
+}
+
+/// One CloudWatch metric of the new target group, judged per period against a limit (absolute,
+/// or relative to the old target group's value: the baseline).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Analysis {
+    pub name: String,
+    /// e.g. `AWS/ApplicationELB`.
+    #[serde(default = "default_analysis_namespace")]
+    pub namespace: String,
+    /// e.g. `HTTPCode_Target_5XX_Count`, `TargetResponseTime`.
+    pub metric: String,
+    /// Divide by this metric (same namespace and dimensions, statistic `Sum`): a rate, e.g.
+    /// `RequestCount` for the 5xx share.
+    pub per: Option<String>,
+    /// CloudWatch statistic: `Sum`, `Average`, `Maximum`, `Minimum`, `SampleCount`, or a
+    /// percentile such as `p99`.
+    #[serde(default = "default_stat")]
+    pub stat: String,
+    /// Dimensions besides `TargetGroup`, which the deployer adds: the new revision's target
+    /// group, and the old one's for the baseline. Values are templated (`{{tf_output ...}}`).
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    #[serde(default = "default_period", with = "humantime_serde")]
+    pub period: Duration,
+    /// Fail an interval when the new revision's value is above this.
+    pub max: Option<f64>,
+    /// Fail an interval when the new revision's value is above this times the baseline's.
+    pub max_relative: Option<f64>,
+    /// Requests (`RequestCount` of the new target group, Sum) an interval needs to count;
+    /// below it the interval is inconclusive.
+    #[serde(default)]
+    pub min_requests: f64,
+    /// What an analysis with no conclusive interval does at a gate.
+    #[serde(default)]
+    pub inconclusive: Inconclusive,
+    /// Consecutive failing intervals that roll back.
+    #[serde(default = "default_failing_intervals")]
+    pub failing_intervals: u32,
+    /// The services it applies to (default: every load-balanced one).
+    pub services: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Inconclusive {
+    /// Keep the gate open and look again until the hook's timeout draws near, then fail.
+    #[default]
+    Wait,
+    Pass,
+    Fail,
+}
+
+fn default_analysis_namespace() -> String {
+    "AWS/ApplicationELB".into()
+}
+fn default_stat() -> String {
+    "Sum".into()
+}
+fn default_period() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_failing_intervals() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

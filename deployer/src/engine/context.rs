@@ -21,6 +21,8 @@ pub struct Ctx {
     pub ecr: aws_sdk_ecr::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    /// The metric analysis' GetMetricData.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub http: reqwest::Client,
     pub report: Reporter,
     /// Flips to true on Ctrl-C / SIGTERM.
@@ -39,6 +41,11 @@ pub struct Stats {
     pub hook_detect_ms: Vec<f64>,
     pub smoke: Vec<(String, CheckResult)>,
     pub polls: u64,
+    /// What each service's deployment went through, as the deployer saw it: (service, what,
+    /// epoch seconds), in order — the step summary's timeline.
+    pub timeline: Vec<(String, String, f64)>,
+    /// Every analysis verdict that decided something: (service, where, verdict).
+    pub analysis: Vec<(String, String, String)>,
 }
 
 impl Ctx {
@@ -58,6 +65,7 @@ impl Ctx {
             ecr: aws_sdk_ecr::Client::new(sdk),
             ddb: aws_sdk_dynamodb::Client::new(sdk),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             http: reqwest::Client::builder()
                 .user_agent(concat!("deployer/", env!("CARGO_PKG_VERSION")))
                 .build()

@@ -15,6 +15,7 @@ use aws_sdk_ecs::types::{
     ServiceDeploymentStatus,
 };
 
+use super::analysis::{self, Verdict};
 use super::gates::{self, GateFailed};
 use super::smoke::Vars;
 use super::{Ctx, Outcome, Stop};
@@ -344,6 +345,13 @@ pub(crate) async fn deploy_service(
         rollback_deadline: None,
         production_rounds: 0,
         last_production_check: None,
+        analyses: analysis::for_service(&ctx.env.analysis, &plan.svc)
+            .into_iter()
+            .cloned()
+            .collect(),
+        target_groups: None,
+        traffic_since: None,
+        last_analysis: None,
     };
     f.run().await
 }
@@ -368,6 +376,13 @@ struct Follow<'a> {
     rollback_deadline: Option<Instant>,
     production_rounds: u32,
     last_production_check: Option<Instant>,
+    /// The metric analyses that judge this service (deployer.toml `analysis`).
+    analyses: Vec<config::Analysis>,
+    /// New and old target group, read once when an analysis first needs them.
+    target_groups: Option<analysis::TargetGroups>,
+    /// When production traffic first reached the new revision: where the analysis' periods start.
+    traffic_since: Option<std::time::SystemTime>,
+    last_analysis: Option<Instant>,
 }
 
 impl Follow<'_> {
@@ -431,6 +446,7 @@ impl Follow<'_> {
             };
             ctx.stats.lock().expect("stats").polls += 1;
             if poller.observe(&view) {
+                self.mark(&view);
                 self.line(&format!(
                     "{} · {}{}",
                     view.status.as_str(),
@@ -623,6 +639,9 @@ impl Follow<'_> {
                 _ => String::new(),
             }
         ));
+        if self.gated {
+            self.notify_pause(view, hook, stage.as_ref());
+        }
         let verdict = if self.our_rollback.is_some() {
             Err(GateFailed(
                 "the deployer already decided to roll back".into(),
@@ -641,15 +660,22 @@ impl Follow<'_> {
                     // before the next one moves more traffic.
                     match gate {
                         Ok(()) if production_has_traffic(view) => {
-                            gates::bake_check(ctx, &self.plan.svc, self.vars)
+                            let at = |GateFailed(f)| {
+                                GateFailed(format!(
+                                    "at the traffic step with {}% of production: {f}",
+                                    view.production_weight.unwrap_or_default()
+                                ))
+                            };
+                            match gates::bake_check(ctx, &self.plan.svc, self.vars)
                                 .await
                                 .unwrap_or(Ok(()))
-                                .map_err(|GateFailed(f)| {
-                                    GateFailed(format!(
-                                        "at the traffic step with {}% of production: {f}",
-                                        view.production_weight.unwrap_or_default()
-                                    ))
-                                })
+                            {
+                                Ok(()) => self
+                                    .step_analysis(hook, view.production_weight)
+                                    .await
+                                    .map_err(at),
+                                Err(e) => Err(at(e)),
+                            }
                         }
                         other => other,
                     }
@@ -702,6 +728,35 @@ impl Follow<'_> {
         }
     }
 
+    /// One entry of the step summary's timeline: the stage (with the traffic step), a pause,
+    /// or how the deployment ended.
+    fn mark(&self, view: &DeploymentView) {
+        let what = if view.is_terminal() {
+            view.status.as_str().to_owned()
+        } else if view.awaiting_hook.is_some() {
+            "paused".to_owned()
+        } else {
+            match (view.stage.as_ref(), view.production_weight) {
+                (Some(s), Some(w)) if w > 0.0 && w < 100.0 => format!("{} {w}%", s.as_str()),
+                (Some(s), _) => s.as_str().to_owned(),
+                (None, _) => view.status.as_str().to_owned(),
+            }
+        };
+        self.ctx.stats.lock().expect("stats").timeline.push((
+            self.name().to_owned(),
+            what,
+            now_f64(),
+        ));
+    }
+
+    fn record_analysis(&self, place: &str, verdict: &str) {
+        self.ctx.stats.lock().expect("stats").analysis.push((
+            self.name().to_owned(),
+            place.to_owned(),
+            verdict.to_owned(),
+        ));
+    }
+
     /// A PAUSE of ours comes at the next transition, or at this stage without the hook showing
     /// yet: the stage ECS reports is the configured one still ahead, or the stage just before it.
     fn pause_due(&self, view: &DeploymentView) -> bool {
@@ -722,6 +777,59 @@ impl Follow<'_> {
         now == pause || now + 1 == pause
     }
 
+    /// The pause notification (webhook), sent beside the gate so the gate is not delayed.
+    fn notify_pause(
+        &self,
+        view: &DeploymentView,
+        hook: &ecs::AwaitingHook,
+        stage: Option<&DeploymentLifecycleHookStage>,
+    ) {
+        let Some(url) = &self.ctx.env.notifications.webhook_url else {
+            return;
+        };
+        let url = config::expose(url).to_owned();
+        let at = format!(
+            "{}{}",
+            stage
+                .map(|s| s.as_str())
+                .unwrap_or("a stage it cannot tell"),
+            match view.production_weight {
+                Some(w) if self.plan.svc.strategy.steps_traffic() =>
+                    format!(" (new revision at {w}% of production)"),
+                _ => String::new(),
+            }
+        );
+        let release_id = self
+            .ctx
+            .open_record
+            .lock()
+            .expect("open record")
+            .as_ref()
+            .map(|r| r.release_id.clone())
+            .unwrap_or_default();
+        let (env, service) = (self.ctx.env_name.clone(), self.name().to_owned());
+        let (expires, action) = (
+            hook.expires_at.clone(),
+            hook.timeout_action.as_str().to_owned(),
+        );
+        let report = self.ctx.report.clone_handle();
+        tokio::spawn(async move {
+            let pause = super::report::Pause {
+                env: &env,
+                release_id: &release_id,
+                service: &service,
+                at: &at,
+                expires_at: expires.as_deref(),
+                timeout_action: &action,
+            };
+            if let Err(e) = super::report::notify_pause(&url, &pause).await {
+                report.line(&format!(
+                    "[{service}] warning: pause notification not sent: {e}"
+                ));
+            }
+        });
+    }
+
     fn stage_of_pause(&self, view: &DeploymentView) -> Option<DeploymentLifecycleHookStage> {
         stage_of_pause(
             &self.stages,
@@ -735,6 +843,120 @@ impl Follow<'_> {
         )
     }
 
+    /// The analysis over the periods since production traffic reached the new revision, at most
+    /// every [`analysis::EVERY`]; `None` when there is none to run (or not yet due).
+    async fn analysis_round(&mut self) -> Option<Verdict> {
+        if self.analyses.is_empty()
+            || self
+                .last_analysis
+                .is_some_and(|t| t.elapsed() < analysis::EVERY)
+        {
+            return None;
+        }
+        self.last_analysis = Some(Instant::now());
+        Some(self.analysis_now().await)
+    }
+
+    async fn analysis_now(&mut self) -> Verdict {
+        let since = *self
+            .traffic_since
+            .get_or_insert_with(std::time::SystemTime::now);
+        let tgs = match self.target_groups.clone() {
+            Some(t) => t,
+            None => match self.read_target_groups().await {
+                Ok(t) => {
+                    self.target_groups = Some(t.clone());
+                    t
+                }
+                Err(e) => return Verdict::Inconclusive(e),
+            },
+        };
+        let analyses: Vec<&config::Analysis> = self.analyses.iter().collect();
+        analysis::evaluate(self.ctx, &analyses, &tgs, since).await
+    }
+
+    /// The new revision's target group is the one of the pair not serving production before
+    /// the deployment (DescribeServices: the service's target group until ECS swaps them).
+    async fn read_target_groups(&self) -> Result<analysis::TargetGroups, String> {
+        let lb = self
+            .plan
+            .svc
+            .load_balancer
+            .as_ref()
+            .ok_or("the service has no load balancer")?;
+        let alternate = lb
+            .alternate_target_group_arn
+            .as_deref()
+            .ok_or("the service has no alternate target group")?;
+        let live = ecs::live_services(
+            &self.ctx.ecs,
+            &self.ctx.env.cluster,
+            &[self.name().to_owned()],
+        )
+        .await
+        .map_err(|e| format!("DescribeServices {}: {}", self.name(), aws_err(&e)))?;
+        let serving = live
+            .get(self.name())
+            .and_then(|s| s.load_balancers().first())
+            .and_then(|l| l.target_group_arn())
+            .unwrap_or(&lb.target_group_arn)
+            .to_owned();
+        let green = if serving == alternate {
+            lb.target_group_arn.as_str()
+        } else {
+            alternate
+        };
+        Ok(analysis::TargetGroups::from_arns(green, &serving))
+    }
+
+    /// The analysis at a traffic-step gate: inconclusive under `wait` is looked at again until
+    /// the pause is about to expire.
+    async fn step_analysis(
+        &mut self,
+        hook: &ecs::AwaitingHook,
+        hook_weight: Option<f64>,
+    ) -> Result<(), GateFailed> {
+        if self.analyses.is_empty() {
+            return Ok(());
+        }
+        // Leave time to act before ECS's timeout action: a tenth of what is left, 2-30 s.
+        let left = hook
+            .expires_secs
+            .map(|e| Duration::from_secs_f64((e - now_f64()).max(0.0)));
+        let give_up = Instant::now()
+            + left
+                .map(|l| {
+                    l.saturating_sub(
+                        (l / 10).clamp(Duration::from_secs(2), Duration::from_secs(30)),
+                    )
+                })
+                .unwrap_or(self.ctx.env.timeouts.hook);
+        loop {
+            let verdict = self.analysis_now().await;
+            let analyses: Vec<&config::Analysis> = self.analyses.iter().collect();
+            let waited = Instant::now() >= give_up || self.ctx.cancelled();
+            let place = format!("gate at {}% of production", hook_weight.unwrap_or_default());
+            match analysis::settle(&analyses, verdict, waited) {
+                Verdict::Pass(p) => {
+                    self.record_analysis(&place, &format!("pass: {p}"));
+                    self.line(&p);
+                    return Ok(());
+                }
+                Verdict::Fail(f) => {
+                    self.record_analysis(&place, &format!("FAIL: {f}"));
+                    return Err(GateFailed(f));
+                }
+                Verdict::Inconclusive(why) => {
+                    self.line(&format!("{why}; waiting for more data"));
+                    tokio::time::sleep(
+                        analysis::EVERY.min(give_up.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
     /// One round of production checks once production traffic is on the new revision; a
     /// failure stops the deployment with ROLLBACK (retried until ECS shows it).
     async fn production_check(&mut self) {
@@ -745,6 +967,16 @@ impl Follow<'_> {
             return;
         }
         self.last_production_check = Some(Instant::now());
+        if let Some(Verdict::Fail(f)) = self.analysis_round().await {
+            self.record_analysis("with production traffic", &format!("FAIL: {f}"));
+            self.line(&format!("with production traffic: {f}"));
+            self.decide_rollback(Stop::new(Outcome::RolledBackSmoke, f));
+            match ecs::roll_back_until_taken(&self.ctx.ecs, &self.arn, self.rollback_by()).await {
+                Ok(how) => self.line(how),
+                Err(e) => self.line(&format!("{e:#}")),
+            }
+            return;
+        }
         let Some(verdict) = gates::bake_check(self.ctx, &self.plan.svc, self.vars).await else {
             return;
         };

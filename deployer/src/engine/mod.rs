@@ -9,6 +9,7 @@
 //! PAUSE hooks with smoke checks (test listener) or the agent gate, watching the bake time
 //! against production → audit record, summary, lock release.
 
+pub mod analysis;
 pub mod context;
 pub mod deploy;
 pub mod diagnose;

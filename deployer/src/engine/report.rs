@@ -28,6 +28,16 @@ impl Reporter {
         }
     }
 
+    /// A reporter for a background task (a notification being sent): same clock and verbosity.
+    pub fn clone_handle(&self) -> Self {
+        Self {
+            started: self.started,
+            github: self.github,
+            quiet: self.quiet,
+            group_open: std::sync::Mutex::new(false),
+        }
+    }
+
     pub fn elapsed_s(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
@@ -65,9 +75,10 @@ impl Reporter {
 pub fn summary_markdown(
     rec: &ReleaseRecord,
     outcome: Outcome,
-    smoke: &[(String, CheckResult)],
+    stats: &super::context::Stats,
     duration_s: f64,
 ) -> String {
+    let smoke: &[(String, CheckResult)] = &stats.smoke;
     let mut md = String::new();
     let icon = if outcome == Outcome::Succeeded {
         "✅"
@@ -118,7 +129,68 @@ pub fn summary_markdown(
             ));
         }
     }
+    if !stats.analysis.is_empty() {
+        md.push_str("\n| analysis | service | where | verdict |\n| --- | --- | --- | --- |\n");
+        for (service, place, verdict) in &stats.analysis {
+            let name = verdict.split('`').nth(1).unwrap_or("analysis").to_owned();
+            md.push_str(&format!(
+                "| {name} | {service} | {place} | {} |\n",
+                verdict.replace('|', "\\|")
+            ));
+        }
+    }
+    md.push_str(&timeline_gantt(&rec.release_id, &stats.timeline));
     md
+}
+
+/// A mermaid gantt (GitHub renders mermaid in step summaries) of each service's lifecycle
+/// stages, traffic steps and pauses, from what the deployer saw: each entry lasts until the
+/// service's next one.
+pub fn timeline_gantt(release_id: &str, timeline: &[(String, String, f64)]) -> String {
+    if timeline.is_empty() {
+        return String::new();
+    }
+    let mut services: Vec<&str> = Vec::new();
+    for (s, _, _) in timeline {
+        if !services.contains(&s.as_str()) {
+            services.push(s);
+        }
+    }
+    let mut md = format!(
+        "\n```mermaid\ngantt\n    title Release {release_id}\n    dateFormat X\n    axisFormat %H:%M:%S\n"
+    );
+    for svc in services {
+        md.push_str(&format!("    section {}\n", mermaid_text(svc)));
+        let entries: Vec<&(String, String, f64)> =
+            timeline.iter().filter(|(s, _, _)| s == svc).collect();
+        for (i, (_, what, at)) in entries.iter().enumerate() {
+            let start = at.floor() as i64;
+            // The last entry (how it ended) is a milestone-like one-second bar.
+            let end = entries
+                .get(i + 1)
+                .map(|(_, _, next)| next.floor() as i64)
+                .unwrap_or(start)
+                .max(start + 1);
+            let tag = if what == "paused" {
+                "active, "
+            } else if what.starts_with("ROLLBACK") || what == "STOPPED" {
+                "crit, "
+            } else {
+                ""
+            };
+            md.push_str(&format!(
+                "    {} :{tag}{start}, {end}\n",
+                mermaid_text(what)
+            ));
+        }
+    }
+    md.push_str("```\n");
+    md
+}
+
+/// Text mermaid takes as a section or task name (`:` and `#` end or break them).
+fn mermaid_text(s: &str) -> String {
+    s.replace([':', '#', ';'], " ")
 }
 
 /// Appends to `$GITHUB_STEP_SUMMARY` and `$GITHUB_OUTPUT` when they are set (in Actions, or in
@@ -144,11 +216,17 @@ pub fn write_github_files(md: &str, outputs: &[(&str, String)]) -> anyhow::Resul
     Ok(())
 }
 
-/// Posts a short message to a Slack-compatible incoming webhook. Failures are warnings: a
-/// notification must never change a release's outcome. The URL is a secret and never printed.
-pub async fn notify(webhook: &str, rec: &ReleaseRecord, outcome: Outcome) -> Result<(), String> {
+/// Posts the release's outcome to a Slack-compatible incoming webhook, with the reason and the
+/// timings. Failures are warnings: a notification must never change a release's outcome. The
+/// URL is a secret and never printed.
+pub async fn notify(
+    webhook: &str,
+    rec: &ReleaseRecord,
+    outcome: Outcome,
+    timings: &str,
+) -> Result<(), String> {
     let text = format!(
-        "{} {} {} to {} ({}): {}{}",
+        "{} {} {} to {} ({}): {}{} ({timings})",
         if outcome == Outcome::Succeeded {
             ":white_check_mark:"
         } else {
@@ -165,6 +243,37 @@ pub async fn notify(webhook: &str, rec: &ReleaseRecord, outcome: Outcome) -> Res
             format!(" — {}", rec.reason.lines().next().unwrap_or_default())
         }
     );
+    post(webhook, &text).await
+}
+
+/// A deployment paused at a hook the deployer gates: which service and step, until when, what
+/// ECS does then, and the commands that take over if this deployer is gone.
+pub struct Pause<'a> {
+    pub env: &'a str,
+    pub release_id: &'a str,
+    pub service: &'a str,
+    /// e.g. `PRE_PRODUCTION_TRAFFIC_SHIFT (new revision at 25% of production)`.
+    pub at: &'a str,
+    pub expires_at: Option<&'a str>,
+    pub timeout_action: &'a str,
+}
+
+pub async fn notify_pause(webhook: &str, p: &Pause<'_>) -> Result<(), String> {
+    let text = format!(
+        ":pause_button: release {rid} to {env}: {svc} paused at {at}, until {until} (then ECS will {action}). \
+         The deployer is running its gate; if it is gone, `deployer release --env {env} --resume` takes over, \
+         `deployer rollback --env {env}` rolls back.",
+        rid = p.release_id,
+        env = p.env,
+        svc = p.service,
+        at = p.at,
+        until = p.expires_at.unwrap_or("its timeout"),
+        action = p.timeout_action,
+    );
+    post(webhook, &text).await
+}
+
+async fn post(webhook: &str, text: &str) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
         .build()

@@ -62,6 +62,7 @@ async fn resume_body(ctx: &Ctx, rec: &mut ReleaseRecord) -> Step<()> {
     let mut plans = Vec::new();
     let mut done_ok = Vec::new();
     let mut failed: Option<Stop> = None;
+    let mut foreign = Vec::new();
     for svc in &ctx.env.services {
         let Some(s) = rec.services.iter().find(|s| s.service == svc.name).cloned() else {
             continue;
@@ -100,6 +101,30 @@ async fn resume_body(ctx: &Ctx, rec: &mut ReleaseRecord) -> Step<()> {
             continue;
         };
         let v = ecs::describe(&ctx.ecs, a).await.map_err(Stop::aws)?;
+        // Act only on deployments of this release (ecspresso's `continue` continues whatever
+        // is paused): a deployment of another revision in flight — the one found by listing,
+        // or the one that replaced ours — belongs to someone else.
+        let in_flight = if !v.is_terminal() {
+            Some(v.clone())
+        } else if v.status == ServiceDeploymentStatus::Stopped {
+            let newest = ecs::in_flight(&ctx.ecs, &ctx.env.cluster, &svc.name)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .next();
+            match newest {
+                Some(d) => ecs::describe(&ctx.ecs, &d.arn).await.ok(),
+                None => None,
+            }
+        } else {
+            None
+        };
+        if let Some(other) = in_flight
+            && let Some(why) = foreign_deployment(ctx, rec, &svc.name, &other).await
+        {
+            foreign.push(why);
+            continue;
+        }
         if v.status == ServiceDeploymentStatus::Successful {
             done_ok.push(plan);
         } else if v.is_terminal() {
@@ -119,6 +144,16 @@ async fn resume_body(ctx: &Ctx, rec: &mut ReleaseRecord) -> Step<()> {
         } else {
             plans.push(plan);
         }
+    }
+    if !foreign.is_empty() {
+        return Err(Stop::new(
+            Outcome::Superseded,
+            format!(
+                "not resuming: {}. That deployment is not this release's: nothing was continued, rolled back or reverted. See `deployer status --env {env}`; `deployer rollback --env {env}` puts the previous revision back",
+                foreign.join("; "),
+                env = ctx.env_name
+            ),
+        ));
     }
     if let Some(stop) = failed {
         // Whatever is still in flight of this release is rolled back, and moved services
@@ -192,4 +227,40 @@ pub async fn reconcile_open_record(ctx: &Ctx, rec: &ReleaseRecord) -> Option<Str
         ));
     }
     Some(reason)
+}
+
+/// Whether the in-flight deployment `v` of `service` is not the release `rec`'s: its target
+/// revision runs another task definition, or an image digest other than the one the release
+/// recorded. `Some(what differs)` then; `None` when it matches (or cannot be read: the
+/// follower checks the task definition again).
+pub async fn foreign_deployment(
+    ctx: &Ctx,
+    rec: &ReleaseRecord,
+    service: &str,
+    v: &ecs::DeploymentView,
+) -> Option<String> {
+    let want = rec.services.iter().find(|s| s.service == service)?;
+    let revision = v.target_revision.as_deref()?;
+    let have = ecs::revision_identity(&ctx.ecs, revision).await.ok()??;
+    let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
+    if !want.task_definition.is_empty() && have.task_definition != want.task_definition {
+        return Some(format!(
+            "the deployment {} of {service} targets {}, but the release recorded {}",
+            short(&v.arn),
+            ecs::short_td(&have.task_definition),
+            ecs::short_td(&want.task_definition)
+        ));
+    }
+    if !rec.image_digest.is_empty()
+        && !have.image_digests.is_empty()
+        && !have.image_digests.contains(&rec.image_digest)
+    {
+        return Some(format!(
+            "the deployment {} of {service} runs image {}, but the release recorded {}",
+            short(&v.arn),
+            have.image_digests.join(", "),
+            rec.image_digest
+        ));
+    }
+    None
 }

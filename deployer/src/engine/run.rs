@@ -102,7 +102,7 @@ pub(crate) fn ended_message(ctx: &Ctx, rec: &ReleaseRecord, stop: Stop) -> Stop 
 /// Summary, GitHub outputs, webhook and, on success, the final line.
 pub(crate) async fn finish(ctx: &Ctx, rec: &ReleaseRecord, outcome: Outcome) {
     let stats = ctx.stats.lock().expect("stats").clone();
-    let md = report::summary_markdown(rec, outcome, &stats.smoke, ctx.report.elapsed_s());
+    let md = report::summary_markdown(rec, outcome, &stats, ctx.report.elapsed_s());
     let outputs = [
         ("release_id", rec.release_id.clone()),
         ("outcome", outcome.as_str().to_owned()),
@@ -115,7 +115,14 @@ pub(crate) async fn finish(ctx: &Ctx, rec: &ReleaseRecord, outcome: Outcome) {
         ));
     }
     if let Some(url) = &ctx.env.notifications.webhook_url {
-        match report::notify(config::expose(url), rec, outcome).await {
+        let timings = format!(
+            "{:.1} s{}",
+            ctx.report.elapsed_s(),
+            median(&stats.hook_to_action_ms)
+                .map(|p| format!(", hook-to-action p50 {p:.0} ms"))
+                .unwrap_or_default()
+        );
+        match report::notify(config::expose(url), rec, outcome, &timings).await {
             Ok(()) => ctx.report.line("notification sent"),
             Err(e) => ctx
                 .report

@@ -4,6 +4,8 @@
 mod cli;
 mod harness;
 mod json_errors;
+mod notifications;
+mod progressive;
 mod release_bench;
 mod release_fidelity;
 mod release_flow;

@@ -202,3 +202,58 @@ async fn rollback_without_audit_records_uses_task_definition_history() {
     );
     w.assert_all_on(OLD_SHA).await;
 }
+
+/// `--resume` acts only on this release's deployments: the deployer died while paused, then
+/// someone else updated the service to another revision, whose deployment pauses in turn.
+/// Resuming refuses it, says what differs, and continues nothing: the other pause stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_a_pause_that_is_not_its_releases() {
+    let (w, new, first, ours) = paused_release(60.0, "10m").await;
+    first.kill().await;
+    let theirs_td = register(
+        &w.ecs,
+        "orchestrator",
+        container("orchestrator", &format!("{}:{OLD_SHA}", w.repo_uri), 512)
+            .essential(true)
+            .build(),
+        &[],
+    )
+    .await;
+    w.ecs
+        .update_service()
+        .cluster(&w.cluster)
+        .service("orchestrator")
+        .task_definition(&theirs_td)
+        .send()
+        .await
+        .expect("another actor's UpdateService");
+    let theirs = eventually(
+        "the other deployment paused",
+        Duration::from_secs(30),
+        || async {
+            let deps = list_deployments(&w.ecs, &w.cluster, "orchestrator", true).await?;
+            for d in deps.into_iter().filter(|d| d.arn != ours) {
+                let v = describe_deployment(&w.ecs, &d.arn).await?;
+                if v.awaiting_hook.is_some() {
+                    return Ok(Some(d.arn));
+                }
+            }
+            Ok(None)
+        },
+    )
+    .await
+    .unwrap();
+    let resumed = w.run(&["release", "--resume"], &new.url).await;
+    assert_exit(&resumed, Code::Superseded);
+    assert_stderr_has(&resumed, "not resuming");
+    assert_stderr_has(&resumed, "but the release recorded orchestrator:2");
+    let v = describe_deployment(&w.ecs, &theirs).await.unwrap();
+    assert!(
+        v.awaiting_hook.is_some() && !v.is_terminal(),
+        "the other deployment's pause was acted on: {:?}",
+        v.status
+    );
+    let rec = w.last_record().await;
+    assert_eq!(rec.outcome, RecordOutcome::Ended(Outcome::Superseded));
+    assert!(w.lock_is_free().await);
+}

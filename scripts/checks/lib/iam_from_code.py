@@ -19,6 +19,9 @@ import sys
 from pathlib import Path
 
 
+SIGNING_TO_IAM = {"monitoring": "cloudwatch"}
+
+
 def sdk_crates(root):
     toml = (root / "deployer/Cargo.toml").read_text()
     deps = section(toml, "dependencies")
@@ -49,7 +52,8 @@ def sdk_crates(root):
             s = re.search(r"^pub struct (\w+);", f.read_text(), re.M)
             if s:
                 ops[f.stem] = s.group(1)
-        out[name] = (m.group(1), ops)
+        # A few services sign with a name that is not their IAM prefix.
+        out[name] = (SIGNING_TO_IAM.get(m.group(1), m.group(1)), ops)
     return out
 
 

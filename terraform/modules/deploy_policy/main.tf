@@ -91,6 +91,8 @@ data "aws_iam_policy_document" "deploy" {
       "ecr:GetAuthorizationToken",
       "elasticloadbalancing:DescribeTargetGroups",
       "elasticloadbalancing:DescribeRules",
+      # The metric analysis; GetMetricData has no resource-level permissions.
+      "cloudwatch:GetMetricData",
     ]
     resources = ["*"]
   }
@@ -116,6 +118,7 @@ data "aws_iam_policy_document" "deploy" {
       "ecs:UpdateService",
       "ecs:ListServiceDeployments",
       "ecs:DescribeServiceDeployments",
+      "ecs:DescribeServiceRevisions",
       "ecs:StopServiceDeployment",
       "ecs:ContinueServiceDeployment",
       "ecs:DescribeTasks",
@@ -124,6 +127,7 @@ data "aws_iam_policy_document" "deploy" {
       var.cluster_arn,
       "${var.arn_prefix}:ecs:${var.region}:${var.account_id}:service/${var.cluster_name}/*",
       "${var.arn_prefix}:ecs:${var.region}:${var.account_id}:service-deployment/${var.cluster_name}/*",
+      "${var.arn_prefix}:ecs:${var.region}:${var.account_id}:service-revision/${var.cluster_name}/*",
       "${var.arn_prefix}:ecs:${var.region}:${var.account_id}:task/${var.cluster_name}/*",
     ]
   }

@@ -64,6 +64,11 @@ pub struct Options {
     /// Real ELBv2 resources in moto for the load-balanced service ([`Elbv2`]), with the test
     /// listener on this port; `None`: made-up ARNs moto does not hold.
     pub elbv2_test_port: Option<u16>,
+    /// The load-balanced service's `strategy` in deployer.toml, and more of its keys.
+    pub lb_strategy: &'static str,
+    pub lb_keys: &'static str,
+    /// TOML appended to deployer.toml (e.g. `[[environments.test.analysis]]` entries).
+    pub extra_toml: &'static str,
 }
 
 /// The emulator profile every release test runs under: `DEPLOYER_TEST_EMULATOR_PROFILE`, by
@@ -93,6 +98,9 @@ impl Default for Options {
             load_balanced_configuration: None,
             agent_gate: None,
             elbv2_test_port: None,
+            lb_strategy: "blue_green",
+            lb_keys: "",
+            extra_toml: "",
         }
     }
 }
@@ -205,9 +213,10 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
     }
     for s in services {
         let (strategy, extra) = match s.kind {
-            "blue_green" => ("blue_green", {
+            "blue_green" => (opts.lb_strategy, {
                 format!(
-                    "bake_time = \"{}\"\nload_balancer = {{ container_name = \"{n}\", container_port = 3000, target_group_arn = \"{blue}\", alternate_target_group_arn = \"{green}\", production_listener_rule = \"{prod}\", test_listener_rule = \"{test}\", role_arn = \"{role}\" }}\n",
+                    "{}bake_time = \"{}\"\nload_balancer = {{ container_name = \"{n}\", container_port = 3000, target_group_arn = \"{blue}\", alternate_target_group_arn = \"{green}\", production_listener_rule = \"{prod}\", test_listener_rule = \"{test}\", role_arn = \"{role}\" }}\n",
+                    opts.lb_keys,
                     opts.bake,
                     n = s.name,
                     blue = lb.blue,
@@ -226,6 +235,7 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
             s.name
         ));
     }
+    toml.push_str(opts.extra_toml);
     toml
 }
 
