@@ -475,6 +475,71 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_becomes_a_url_host_header_and_path_patterns() {
+        use aws_sdk_elasticloadbalancingv2::types::{
+            HostHeaderConditionConfig, PathPatternConditionConfig,
+        };
+        let host = |v: &[&str]| {
+            RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(
+                    HostHeaderConditionConfig::builder()
+                        .set_values(Some(v.iter().map(|s| s.to_string()).collect()))
+                        .build(),
+                )
+                .build()
+        };
+        let route = |protocol: ProtocolEnum, port: i32, conditions: Vec<RuleCondition>| Route {
+            arn: "rule".into(),
+            protocol: Some(protocol),
+            port: Some(port),
+            dns_name: "lb-1.elb.amazonaws.com".into(),
+            conditions,
+            actions: vec![],
+        };
+        let e = endpoint_of(&route(
+            ProtocolEnum::Https,
+            8443,
+            vec![
+                host(&["*.example.com", "web.example.com"]),
+                RuleCondition::builder()
+                    .field("path-pattern")
+                    .path_pattern_config(
+                        PathPatternConditionConfig::builder()
+                            .values("/api/*")
+                            .build(),
+                    )
+                    .build(),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(e.url, "https://lb-1.elb.amazonaws.com:8443");
+        assert_eq!(e.host.as_deref(), Some("web.example.com"));
+        assert_eq!(e.paths, ["/api/*"]);
+        // The scheme's default port is left out; an NLB's TCP listener is called over HTTP.
+        assert_eq!(
+            endpoint_of(&route(ProtocolEnum::Tcp, 80, vec![]))
+                .unwrap()
+                .url,
+            "http://lb-1.elb.amazonaws.com"
+        );
+        let wild = endpoint_of(&route(
+            ProtocolEnum::Http,
+            80,
+            vec![host(&["*.example.com"])],
+        ))
+        .unwrap_err();
+        assert!(wild.contains("only wildcard values"), "{wild}");
+        let other = RuleCondition::builder()
+            .field("source-ip")
+            .values("10.0.0.0/8")
+            .build();
+        let refused = endpoint_of(&route(ProtocolEnum::Http, 80, vec![other])).unwrap_err();
+        assert!(refused.contains("source-ip"), "{refused}");
+        assert!(endpoint_of(&route(ProtocolEnum::Udp, 53, vec![])).is_err());
+    }
+
+    #[test]
     fn forwarding_needs_the_pair_at_100_and_0() {
         let pair = vec!["tg/blue".to_owned(), "tg/green".to_owned()];
         let fw = |v: &[(&str, i32)]| -> Vec<(String, Option<i32>)> {
