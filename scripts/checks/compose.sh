@@ -22,3 +22,7 @@ fi
 grep -q 'set .* in .env.production' <<<"$out" || { echo "compose: unexpected error without an env file: $out" >&2; exit 1; }
 
 compose -f docker-compose.production.yml config --format json | python3 "$ROOT/scripts/checks/lib/compose_policy.py"
+
+# The optional monitoring profile: Prometheus (the alert rules of monitoring/) and Grafana.
+compose -f docker-compose.production.yml --profile monitoring config --quiet
+compose -f docker-compose.production.yml --profile monitoring config --format json | python3 "$ROOT/scripts/checks/lib/compose_policy.py" --monitoring

@@ -129,7 +129,7 @@ pub enum Command {
     Rollback(rollback::RollbackCmd),
     /// The environment's lock, services, in-flight deployments (paused hooks) and recent releases.
     #[command(after_help = status::EXAMPLES)]
-    Status,
+    Status(status::StatusCmd),
     /// Past releases from the audit table, newest first.
     #[command(after_help = history::EXAMPLES)]
     History(history::HistoryCmd),
@@ -154,7 +154,7 @@ pub async fn run(cli: Cli) -> CmdResult<Code> {
         Command::Push(a) => push::run(g, a).await,
         Command::Release(a) => release::run(g, a).await,
         Command::Rollback(a) => rollback::run(g, a).await,
-        Command::Status => status::run(g).await,
+        Command::Status(a) => status::run(g, a).await,
         Command::History(a) => history::run(g, a).await,
         Command::Lock(a) => lock::run(g, a).await,
     }

@@ -17,10 +17,26 @@ use crate::state::lock::{LockInfo, now_epoch};
 
 pub const EXAMPLES: &str = "Examples:
   deployer status --env staging
-  deployer status --env production -o json";
+  deployer status --env production -o json
+  deployer status --env production --watch          # follow a running release live
+  deployer status --env production --watch -o json  # one JSON event per change";
 
-pub async fn run(g: &Global) -> CmdResult<Code> {
+#[derive(clap::Args, Debug, Clone)]
+pub struct StatusCmd {
+    /// Follow the environment until no deployment is in flight: redrawn on a terminal, one line
+    /// per change otherwise (CI logs), one JSON object per change with `-o json`.
+    #[arg(long)]
+    pub watch: bool,
+    /// How often `--watch` reads ECS.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub every: std::time::Duration,
+}
+
+pub async fn run(g: &Global, cmd: &StatusCmd) -> CmdResult<Code> {
     let ctx = engine_ctx(g, true).await?;
+    if cmd.watch {
+        return watch(&ctx, g.json(), cmd.every).await;
+    }
     let s = collect(&ctx)
         .await
         .map_err(|e| Failure::new(Code::Aws, e))?;
@@ -30,6 +46,75 @@ pub async fn run(g: &Global) -> CmdResult<Code> {
         print!("{}", render_text(&s));
     }
     Ok(Code::Ok)
+}
+
+/// One line of `--watch`: what a service's deployment is doing now.
+fn change_line(svc: &ServiceStatus) -> String {
+    match &svc.deployment {
+        None => format!("{} idle on {}", svc.service, short_td(&svc.task_definition)),
+        Some(d) => format!(
+            "{} {} {} at {}{}",
+            svc.service,
+            d.arn.rsplit('/').next().unwrap_or(&d.arn),
+            d.status,
+            d.stage.as_deref().unwrap_or("-"),
+            match (&d.hook_id, d.production_weight) {
+                (Some(_), Some(w)) => format!(
+                    ", paused with {w}% of production until {}",
+                    d.hook_expires_at.as_deref().unwrap_or("?")
+                ),
+                (Some(_), None) => format!(
+                    ", paused until {}",
+                    d.hook_expires_at.as_deref().unwrap_or("?")
+                ),
+                (None, Some(w)) => format!(", {w}% of production"),
+                (None, None) => String::new(),
+            }
+        ),
+    }
+}
+
+/// `--watch`: polls until nothing is in flight (after having seen something, or at once when
+/// nothing is), printing what changed.
+async fn watch(ctx: &Ctx, json: bool, every: std::time::Duration) -> CmdResult<Code> {
+    use std::io::IsTerminal as _;
+    let tty = !json && std::io::stdout().is_terminal();
+    let mut last: std::collections::BTreeMap<String, String> = Default::default();
+    loop {
+        let s = collect(ctx).await.map_err(|e| Failure::new(Code::Aws, e))?;
+        let in_flight = s.services.iter().any(|svc| svc.deployment.is_some());
+        if tty {
+            // Redraw in place: clear the screen, home the cursor.
+            print!("\x1b[2J\x1b[H{}", render_text(&s));
+        } else {
+            for svc in &s.services {
+                let line = change_line(svc);
+                if last.get(&svc.service) != Some(&line) {
+                    if json {
+                        out!(
+                            "{}",
+                            serde_json::json!({
+                                "at": chrono::Utc::now().to_rfc3339(),
+                                "service": svc.service,
+                                "task_definition": svc.task_definition,
+                                "deployment": svc.deployment,
+                            })
+                        );
+                    } else {
+                        out!("{} {line}", chrono::Utc::now().format("%H:%M:%S"));
+                    }
+                    last.insert(svc.service.clone(), line);
+                }
+            }
+        }
+        if !in_flight {
+            if !json {
+                out!("nothing in flight in {}", s.env);
+            }
+            return Ok(Code::Ok);
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -47,6 +132,8 @@ pub struct DeploymentStatus {
     pub hook_id: Option<String>,
     pub hook_expires_at: Option<String>,
     pub hook_timeout_action: Option<String>,
+    /// The share of production traffic on the new revision (LINEAR/CANARY steps).
+    pub production_weight: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,6 +168,7 @@ pub async fn collect(ctx: &Ctx) -> Result<EnvStatus> {
                     hook_id: hook.map(|h| h.hook_id.clone()),
                     hook_expires_at: hook.and_then(|h| h.expires_at.clone()),
                     hook_timeout_action: hook.map(|h| h.timeout_action.as_str().to_owned()),
+                    production_weight: v.production_weight,
                 })
             }
             None => None,

@@ -257,3 +257,38 @@ async fn resume_refuses_a_pause_that_is_not_its_releases() {
     assert_eq!(rec.outcome, RecordOutcome::Ended(Outcome::Superseded));
     assert!(w.lock_is_free().await);
 }
+
+/// `status --watch -o json` follows a running release: an event per change (the pause among
+/// them), and it ends by itself once nothing is in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_follows_a_release_to_its_end() {
+    let (w, new, first, _) = paused_release(60.0, "10m").await;
+    let watch = w.background(
+        &["status", "--watch", "-o", "json", "--every", "1s"],
+        &new.url,
+    );
+    let first = first.finish(ENDS_WITHIN).await;
+    assert_exit(&first, Code::Ok);
+    let out = watch.finish(Duration::from_secs(30)).await;
+    assert_exit(&out, Code::Ok);
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let orchestrator: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["service"] == "orchestrator")
+        .collect();
+    assert!(
+        orchestrator
+            .iter()
+            .any(|e| e["deployment"]["hook_id"].is_string()),
+        "the pause was not among the events: {events:?}"
+    );
+    assert!(
+        orchestrator
+            .last()
+            .is_some_and(|e| e["deployment"].is_null()),
+        "the last event of the orchestrator is not the end of its deployment: {events:?}"
+    );
+}

@@ -190,7 +190,9 @@ async fn heartbeats(agent: Arc<Agent>, stop: CancellationToken) {
 async fn consume(agent: Arc<Agent>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let kind = agent.cfg.kind;
     let me = agent.cfg.id.clone();
-    let reclaim_every = (agent.cfg.bus.visibility_timeout / 2).max(Duration::from_millis(50));
+    // A dead agent's entry is claimable one visibility timeout after its last refresh; looking
+    // every quarter timeout bounds recovery by 1.25 timeouts (3.75 s at the default).
+    let reclaim_every = (agent.cfg.bus.visibility_timeout / 4).max(Duration::from_millis(25));
     let mut last_reclaim = tokio::time::Instant::now() - reclaim_every;
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -205,9 +207,15 @@ async fn consume(agent: Arc<Agent>, shutdown: CancellationToken) -> anyhow::Resu
         };
         let batch = match batch {
             Ok(b) if !b.is_empty() => Ok(b),
+            // Block no longer than until the next look for dead consumers' entries, so the
+            // takeover bound (1.25 visibility timeouts) holds whatever PLATFORM_BLOCK_MS is.
             Ok(_) => tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                b = agent.bus.read_tasks(kind, &me) => b,
+                b = agent.bus.read_tasks_within(
+                    kind,
+                    &me,
+                    reclaim_every.saturating_sub(last_reclaim.elapsed()),
+                ) => b,
             },
             Err(e) => Err(e),
         };
@@ -226,6 +234,14 @@ async fn consume(agent: Arc<Agent>, shutdown: CancellationToken) -> anyhow::Resu
                 continue;
             }
         };
+        // Every entry of the batch is ours until handled: the in-flight one and those waiting
+        // behind it. Their claims are refreshed together, so none of them is taken over while
+        // this agent lives however long the stages take; the guard stops it on every path.
+        let held = Arc::new(Mutex::new(Held {
+            ids: batch.iter().map(|d| d.id.clone()).collect(),
+            lost: Vec::new(),
+        }));
+        let _keepalive = AbortOnDrop(tokio::spawn(keep_claims(agent.clone(), held.clone())));
         let mut pending = batch.into_iter();
         while let Some(d) = pending.next() {
             if shutdown.is_cancelled() {
@@ -235,7 +251,49 @@ async fn consume(agent: Arc<Agent>, shutdown: CancellationToken) -> anyhow::Resu
                 }
                 return Ok(());
             }
+            let lost = held.lock().map(|h| h.lost.contains(&d.id)).unwrap_or(false);
+            if lost {
+                tracing::warn!(entry = %d.id, "another agent took this task over while it waited here; skipping it");
+                continue;
+            }
+            let id = d.id.clone();
             handle(&agent, d, &shutdown).await;
+            if let Ok(mut h) = held.lock() {
+                h.ids.retain(|x| x != &id);
+            }
+        }
+    }
+}
+
+/// The entries an agent holds (read, not yet finished), and those another consumer took over.
+struct Held {
+    ids: Vec<String>,
+    lost: Vec<String>,
+}
+
+/// Refreshes the claims on the held entries every third of the visibility timeout.
+async fn keep_claims(agent: Arc<Agent>, held: Arc<Mutex<Held>>) {
+    let kind = agent.cfg.kind;
+    let every = (agent.cfg.bus.visibility_timeout / 3).max(Duration::from_millis(20));
+    loop {
+        tokio::time::sleep(every).await;
+        let ids = held.lock().map(|h| h.ids.clone()).unwrap_or_default();
+        if ids.is_empty() {
+            continue;
+        }
+        match agent.bus.touch_tasks(kind, &agent.cfg.id, &ids).await {
+            Ok(still) if still.len() < ids.len() => {
+                let gone: Vec<String> = ids.into_iter().filter(|i| !still.contains(i)).collect();
+                tracing::warn!(entries = ?gone, "claims lost: another agent took these tasks over (this agent was unreachable longer than the visibility timeout); a result from here will be ignored");
+                if let Ok(mut h) = held.lock() {
+                    h.ids.retain(|i| !gone.contains(i));
+                    h.lost.extend(gone);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "refreshing the claims on held tasks failed");
+            }
         }
     }
 }
@@ -298,21 +356,6 @@ async fn handle(agent: &Arc<Agent>, d: Delivery, shutdown: &CancellationToken) {
         correlation_id = %env.correlation_id, attempt = env.attempt, delivery = d.deliveries);
     let _enter = span.enter();
     agent.set_in_flight(Some(env.task_id.to_string()));
-    // While the work runs, keep the entry ours: long stages must not be claimed by another
-    // agent as long as this one is alive. Dropping the guard stops it on every return path.
-    let _keepalive = {
-        let agent = agent.clone();
-        let id = d.id.clone();
-        let every = (agent.cfg.bus.visibility_timeout / 3).max(Duration::from_millis(20));
-        AbortOnDrop(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if let Err(e) = agent.bus.touch_task(kind, &agent.cfg.id, &id).await {
-                    tracing::warn!(error = %e, "refreshing the claim on the in-flight task failed");
-                }
-            }
-        }))
-    };
     let work = {
         let agent = agent.clone();
         let env = env.clone();

@@ -26,6 +26,10 @@ where
     }
 }
 
+/// Short, because live consumers refresh their claims every third of it (agents) and a dead
+/// consumer's entries should be taken over within seconds: recovery ≤ 1.25 × this.
+pub const DEFAULT_VISIBILITY_TIMEOUT_MS: u64 = 3_000;
+
 /// Bus settings, from the environment (see docs/platform.md).
 #[derive(Debug, Clone)]
 pub struct BusConfig {
@@ -58,8 +62,9 @@ impl BusConfig {
             prefix: std::env::var("PLATFORM_REDIS_PREFIX").unwrap_or_default(),
             visibility_timeout: Duration::from_millis(env_parse(
                 "PLATFORM_VISIBILITY_TIMEOUT_MS",
-                30_000u64,
-            )?),
+                DEFAULT_VISIBILITY_TIMEOUT_MS,
+            )?)
+            .max(Duration::from_millis(100)),
             max_deliveries: env_parse("PLATFORM_MAX_DELIVERIES", 5u64)?.max(1),
             maxlen: env_parse("PLATFORM_STREAM_MAXLEN", 100_000usize)?.max(100),
             block: Duration::from_millis(env_parse("PLATFORM_BLOCK_MS", 1_000u64)?.max(1)),

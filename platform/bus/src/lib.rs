@@ -12,6 +12,7 @@
 //! entries idle longer than the visibility timeout are claimed by another consumer (XAUTOCLAIM).
 
 mod config;
+mod dlq;
 
 use std::time::Duration;
 
@@ -22,7 +23,8 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamMaxlen, StreamReadRep
 use redis::{AsyncCommands, SetExpiry, SetOptions, Value as RValue};
 use serde::{Deserialize, Serialize};
 
-pub use config::{BusConfig, ConfigError, env_parse};
+pub use config::{BusConfig, ConfigError, DEFAULT_VISIBILITY_TIMEOUT_MS, env_parse};
+pub use dlq::{DlqEntry, valid_entry_id};
 
 pub const RESULTS_GROUP: &str = "orchestrator-group";
 
@@ -190,8 +192,20 @@ impl Bus {
 
     /// New tasks for `consumer`, blocking up to the configured block time.
     pub async fn read_tasks(&self, kind: Stage, consumer: &str) -> Result<Vec<Delivery>, BusError> {
+        self.read_tasks_within(kind, consumer, self.cfg.block).await
+    }
+
+    /// [`Bus::read_tasks`], blocking at most `block` (at least 1 ms, at most the configured
+    /// block time): a consumer that must look for dead consumers' entries soon waits no longer.
+    pub async fn read_tasks_within(
+        &self,
+        kind: Stage,
+        consumer: &str,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
         let stream = self.task_stream(kind);
-        self.read_group(&stream, &Self::group(kind), consumer, "envelope")
+        let block = block.clamp(Duration::from_millis(1), self.cfg.block);
+        self.read_group(&stream, &Self::group(kind), consumer, "envelope", block)
             .await
     }
 
@@ -215,20 +229,41 @@ impl Bus {
         Ok(())
     }
 
-    /// Resets the idle time of a task this consumer is still working on, so no other consumer
-    /// claims it while its owner is alive (XCLAIM JUSTID does not count a delivery).
-    pub async fn touch_task(&self, kind: Stage, consumer: &str, id: &str) -> Result<(), BusError> {
+    /// Resets the idle time of the tasks this consumer still holds (the one in flight and those
+    /// read but not started), so no other consumer claims them while their owner is alive
+    /// (XCLAIM JUSTID does not count a delivery). Atomic per call and only for entries still
+    /// pending for `consumer`: an entry another consumer took over (this one was cut off for
+    /// longer than the visibility timeout) is not taken back. Returns the ids still held.
+    pub async fn touch_tasks(
+        &self,
+        kind: Stage,
+        consumer: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, BusError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        const TOUCH: &str = r"
+local held = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    held[#held + 1] = ARGV[i]
+  end
+end
+return held";
         let mut c = self.cmd.clone();
-        let _: RValue = redis::cmd("XCLAIM")
+        let held: Vec<String> = redis::cmd("EVAL")
+            .arg(TOUCH)
+            .arg(1)
             .arg(self.task_stream(kind))
             .arg(Self::group(kind))
             .arg(consumer)
-            .arg(0)
-            .arg(id)
-            .arg("JUSTID")
+            .arg(ids)
             .query_async(&mut c)
             .await?;
-        Ok(())
+        Ok(held)
     }
 
     /// Moves a task to the dead-letter stream (atomically with its acknowledgement).
@@ -295,7 +330,7 @@ impl Bus {
 
     pub async fn read_results(&self, consumer: &str) -> Result<Vec<Delivery>, BusError> {
         let stream = self.results_stream();
-        self.read_group(&stream, RESULTS_GROUP, consumer, "result")
+        self.read_group(&stream, RESULTS_GROUP, consumer, "result", self.cfg.block)
             .await
     }
 
@@ -377,6 +412,7 @@ impl Bus {
         group: &str,
         consumer: &str,
         field: &str,
+        block: Duration,
     ) -> Result<Vec<Delivery>, BusError> {
         let mut c = self.blocking.clone();
         let reply: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREADGROUP")
@@ -386,7 +422,7 @@ impl Bus {
             .arg("COUNT")
             .arg(self.cfg.batch)
             .arg("BLOCK")
-            .arg(self.cfg.block.as_millis() as u64)
+            .arg(block.as_millis() as u64)
             .arg("STREAMS")
             .arg(stream)
             .arg(">")

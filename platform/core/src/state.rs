@@ -116,6 +116,18 @@ impl WorkflowState {
             Err(TransitionError { from: self, to })
         }
     }
+
+    /// An operator's retry (or DLQ redrive) of a failed workflow: `failed` → the state of the
+    /// stage that failed, so that stage runs again as a new attempt. The one way out of a terminal
+    /// state, and only out of `failed`: completed and cancelled workflows stay where they are.
+    pub fn retry(self, stage: Stage) -> Result<WorkflowState, TransitionError> {
+        let to = stage.state();
+        if self == Self::Failed {
+            Ok(to)
+        } else {
+            Err(TransitionError { from: self, to })
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -198,6 +210,16 @@ mod tests {
         for from in [Completed, Failed, Cancelled] {
             for to in WorkflowState::ALL {
                 assert_eq!(from.transition(to), Err(TransitionError { from, to }));
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_failed_workflow_is_retried_and_into_its_stage() {
+        for stage in Stage::ALL {
+            assert_eq!(Failed.retry(stage), Ok(stage.state()));
+            for from in WorkflowState::ALL.into_iter().filter(|s| *s != Failed) {
+                assert!(from.retry(stage).is_err(), "{from} → retry {stage}");
             }
         }
     }

@@ -23,6 +23,9 @@ use uuid::Uuid;
 
 use crate::AppState;
 
+pub mod events;
+pub mod operator;
+
 type S = State<Arc<AppState>>;
 
 #[derive(OpenApi)]
@@ -55,20 +58,46 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/workflows/{id}/cancel", post(cancel_workflow))
         .route("/agents", get(list_agents))
         .route("/openapi.json", get(openapi))
+        .merge(operator_routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            backing_timeout,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .nest("/api/v1", api)
         .route("/api/v1/health", get(health))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(metrics).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                backing_timeout,
+            )),
+        )
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        .layer(middleware::map_response(crate::ui::security_headers))
         .with_state(state)
+}
+
+/// The operator's routes (api/operator.rs, api/events.rs), behind the same token.
+fn operator_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/dlq", get(operator::list_dlq))
+        .route("/dlq/{kind}/{entry}/redrive", post(operator::redrive))
+        .route("/workflows/{id}/retry", post(operator::retry_workflow))
+        .route("/events/stream", get(events::all_events))
+        .route(
+            "/workflows/{id}/events/stream",
+            get(events::workflow_events),
+        )
 }
 
 // ---------------------------------------------------------------- errors
@@ -233,6 +262,21 @@ async fn auth(State(state): S, req: Request, next: Next) -> Response {
     }
 }
 
+/// A request that waits on Postgres or Redis longer than `PLATFORM_DB_TIMEOUT_MS` (a backing
+/// service cut off: a partition leaves connections hanging rather than failing) is answered
+/// 503 `unavailable` instead of hanging the client. A creation answered so may still commit
+/// once the database is back (the outcome is unknown, like any request whose answer is lost).
+async fn backing_timeout(State(state): S, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.cfg.db_timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::unavailable(format!(
+            "no answer from Postgres or Redis within {} ms",
+            state.cfg.db_timeout.as_millis()
+        ))
+        .into_response(),
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -319,20 +363,23 @@ async fn create_workflow(
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| Uuid::new_v4().to_string());
-    let (wf, queued) = state
-        .store
-        .create_workflow(NewWorkflow {
-            name: b.name,
-            kind,
-            description,
-            template,
-            params,
-            correlation_id,
-        })
-        .await?;
-    if let Some(q) = queued {
-        state.dispatch_now(q).await;
+    // Group commit: the creator loop commits every creation waiting at that moment in one
+    // transaction; the answer comes only after that commit.
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let new = NewWorkflow {
+        name: b.name,
+        kind,
+        description,
+        template,
+        params,
+        correlation_id,
+    };
+    if state.creates.send((new, reply)).await.is_err() {
+        return Err(ApiError::unavailable("the orchestrator is stopping"));
     }
+    let wf = answer
+        .await
+        .map_err(|_| ApiError::unavailable("the orchestrator is stopping"))??;
     tracing::info!(workflow_id = %wf.id, correlation_id = %wf.correlation_id, "workflow created");
     let location = format!("/api/v1/workflows/{}", wf.id);
     let mut r = (StatusCode::CREATED, Json(wf)).into_response();
@@ -464,8 +511,16 @@ async fn list_agents(State(state): S) -> Result<Response, ApiError> {
     Ok(Json(json!({"agents": agents})).into_response())
 }
 
+/// The whole document: the core routes and the operator's.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(operator::OperatorDoc::openapi());
+    doc.merge(events::EventsDoc::openapi());
+    doc
+}
+
 async fn openapi() -> Response {
-    Json(ApiDoc::openapi()).into_response()
+    Json(openapi_document()).into_response()
 }
 
 // ---------------------------------------------------------------- health

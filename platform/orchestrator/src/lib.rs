@@ -4,8 +4,10 @@
 //! (Redis → Postgres, idempotent) and the sweeper (re-dispatches tasks lost inside Redis).
 
 pub mod api;
+pub mod cloudwatch;
 pub mod driver;
 pub mod metrics;
+pub mod ui;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -51,6 +53,9 @@ pub struct Config {
     pub templates_dir: PathBuf,
     /// How long a stop waits for requests in flight before it closes them.
     pub shutdown_timeout: Duration,
+    /// The longest a request or a driver step waits on Postgres or Redis before it gives up
+    /// (503 for a request; the step is retried).
+    pub db_timeout: Duration,
 }
 
 impl Config {
@@ -95,6 +100,9 @@ impl Config {
                 "PLATFORM_SHUTDOWN_TIMEOUT_MS",
                 DEFAULT_SHUTDOWN_TIMEOUT_MS,
             )?),
+            db_timeout: Duration::from_millis(
+                env_parse("PLATFORM_DB_TIMEOUT_MS", 5_000u64)?.max(100),
+            ),
         })
     }
 }
@@ -135,24 +143,60 @@ pub struct AppState {
     /// Wakes the outbox relay right after a commit that queued a task.
     pub dispatch: Notify,
     pub metrics: metrics::Metrics,
-    /// Outbox rows published by the fast path, deleted in batches by a background loop.
-    pub published: tokio::sync::mpsc::UnboundedSender<i64>,
+    /// Outbox rows published by the fast path, not yet deleted: the next group commit (a batch
+    /// of results or of creations) deletes them in its own transaction; a background loop
+    /// deletes what is left when nothing else commits.
+    pub published: std::sync::Mutex<Vec<i64>>,
+    /// Workflow creations waiting for the next group commit (see [`driver`]).
+    pub creates: tokio::sync::mpsc::Sender<driver::CreateRequest>,
+    /// Fires on stop: live event streams end with it.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
     /// Fast path: publishes an envelope right after its commit. When Redis refuses, the row
     /// stays in the outbox and the relay publishes it.
     pub async fn dispatch_now(&self, q: platform_store::Queued) {
-        let mut env = q.envelope;
-        env.dispatched_at = Some(chrono::Utc::now());
-        match self.bus.publish_tasks(std::slice::from_ref(&env)).await {
+        self.dispatch_all(vec![q]).await;
+    }
+
+    /// The fast path for a whole group commit: every envelope in one Redis round trip.
+    pub async fn dispatch_all(&self, queued: Vec<platform_store::Queued>) {
+        if queued.is_empty() {
+            return;
+        }
+        let now = chrono::Utc::now();
+        let (ids, envs): (Vec<i64>, Vec<_>) = queued
+            .into_iter()
+            .map(|q| {
+                let mut env = q.envelope;
+                env.dispatched_at = Some(now);
+                (q.outbox_id, env)
+            })
+            .unzip();
+        match self.bus.publish_tasks(&envs).await {
             Ok(()) => {
-                self.metrics.dispatched.inc();
-                let _ = self.published.send(q.outbox_id);
+                self.metrics.dispatched.add(envs.len() as u64);
+                self.return_published(ids);
             }
             Err(e) => {
-                tracing::warn!(task_id = %env.task_id, error = %e, "publishing a task failed; the outbox relay will retry");
+                tracing::warn!(count = envs.len(), error = %e, "publishing tasks failed; the outbox relay will retry");
             }
+        }
+    }
+
+    /// Takes the published outbox ids, for the caller's transaction to delete.
+    pub fn take_published(&self) -> Vec<i64> {
+        self.published
+            .lock()
+            .map(|mut g| std::mem::take(&mut *g))
+            .unwrap_or_default()
+    }
+
+    /// Gives published ids back (their deletion did not commit, or they were just published).
+    pub fn return_published(&self, ids: Vec<i64>) {
+        if let Ok(mut g) = self.published.lock() {
+            g.extend(ids);
         }
     }
 }
@@ -170,14 +214,16 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     bus.ensure_groups()
         .await
         .context("creating consumer groups")?;
-    let (published, published_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (creates, creates_rx) = tokio::sync::mpsc::channel(1024);
     let state = Arc::new(AppState {
         cfg,
         store,
         bus,
         dispatch: Notify::new(),
         metrics: metrics::Metrics::default(),
-        published,
+        published: std::sync::Mutex::new(Vec::new()),
+        creates,
+        shutdown: shutdown.clone(),
     });
     let addr = SocketAddr::from(([0, 0, 0, 0], state.cfg.port));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -190,7 +236,18 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         git_sha = %state.cfg.git_sha,
         "orchestrator listening"
     );
-    let loops = driver::spawn(state.clone(), shutdown.clone(), published_rx);
+    // The group-commit writer for creations serves requests until the server has stopped (in
+    // flight requests get their answer), so it has its own stop signal.
+    let writers_stop = CancellationToken::new();
+    let mut loops = driver::spawn(state.clone(), shutdown.clone());
+    loops.push(tokio::spawn(driver::creator(
+        state.clone(),
+        creates_rx,
+        writers_stop.clone(),
+    )));
+    if let Some(cw) = cloudwatch::CloudWatchConfig::from_env()? {
+        loops.push(cloudwatch::spawn(state.clone(), cw, shutdown.clone()));
+    }
     let app = api::router(state.clone());
     let grace = state.cfg.shutdown_timeout;
     let server = axum::serve(listener, app)
@@ -210,6 +267,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         ),
     }
     shutdown.cancel();
+    writers_stop.cancel();
     // The loops stop at their next await point; a loop stuck in a call is not waited for.
     if tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(loops))
         .await

@@ -17,6 +17,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
+mod operator;
+pub use operator::{Redrive, Retry};
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,9 @@ pub enum StoreError {
     TooLarge { size: usize, limit: usize },
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The database failed a group commit this request was part of.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
 }
@@ -140,6 +146,24 @@ pub struct Queued {
     pub envelope: TaskEnvelope,
 }
 
+impl StoreError {
+    /// An error of the database itself (a statement it refused), as opposed to the connection
+    /// or the pool: worth retrying the members of a failed batch one by one.
+    pub fn is_statement_error(&self) -> bool {
+        !matches!(
+            self,
+            StoreError::Db(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::WorkerCrashed
+            ) | StoreError::Unavailable(_)
+        )
+    }
+}
+
 /// A row of the outbox.
 #[derive(Debug, Clone, FromRow)]
 pub struct OutboxRow {
@@ -197,133 +221,63 @@ impl Store {
     /// Creates a workflow and starts its first stage: `initiated` → `scaffolding`, with the
     /// scaffold task in the outbox — one transaction.
     pub async fn create_workflow(&self, new: NewWorkflow) -> Result<(WorkflowRow, Option<Queued>)> {
-        let id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO workflows (id, name, type, description, template, params, state, correlation_id)
-             VALUES ($1, $2, $3, $4, $5, $6, 'initiated', $7)",
-        )
-        .bind(id)
-        .bind(&new.name)
-        .bind(new.kind.as_str())
-        .bind(&new.description)
-        .bind(&new.template)
-        .bind(&new.params)
-        .bind(&new.correlation_id)
-        .execute(&mut *tx)
-        .await?;
-        insert_event(
-            &mut tx,
-            id,
-            "transition",
-            None,
-            Some(WorkflowState::Initiated),
-            json!({}),
-        )
-        .await?;
-        let wf = fetch_for_update(&mut tx, id).await?;
-        let (wf, queued) = advance(&mut tx, wf, WorkflowState::Scaffolding, json!({})).await?;
+        let created = create_in(&mut tx, &new).await?;
         tx.commit().await?;
-        Ok((wf, queued))
+        Ok(created)
+    }
+
+    /// Group commit of [`Store::create_workflow`]: every workflow of `news` is created in one
+    /// transaction (all or none), which also deletes the outbox rows `published` (already on
+    /// Redis). The caller answers each request only after this returns.
+    pub async fn create_workflows(
+        &self,
+        news: &[NewWorkflow],
+        published: &[i64],
+    ) -> Result<Vec<(WorkflowRow, Option<Queued>)>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(news.len());
+        for new in news {
+            out.push(create_in(&mut tx, new).await?);
+        }
+        delete_outbox_in(&mut tx, published).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Applies an agent's result exactly once. Duplicates, results for tasks that are no longer
     /// current and results for finished workflows change nothing.
     pub async fn apply_result(&self, r: &TaskResult) -> Result<Applied> {
         let mut tx = self.pool.begin().await?;
-        let wf = match fetch_for_update_opt(&mut tx, r.workflow_id).await? {
-            Some(wf) => wf,
-            None => {
-                return Ok(Applied::Ignored {
-                    why: format!("unknown workflow {}", r.workflow_id),
-                });
-            }
-        };
-        let state = wf.state()?;
-        let task: Option<(String, String)> = sqlx::query_as(
-            "SELECT status, stage FROM tasks WHERE id = $1 AND workflow_id = $2 FOR UPDATE",
-        )
-        .bind(r.task_id)
-        .bind(r.workflow_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((status, stage)) = task else {
-            return Ok(Applied::Ignored {
-                why: format!("unknown task {}", r.task_id),
-            });
-        };
-        if status != "dispatched" {
-            return Ok(Applied::Ignored {
-                why: format!("task {} is already {status}", r.task_id),
-            });
-        }
-        if state.is_terminal() || state.stage().map(Stage::as_str) != Some(stage.as_str()) {
-            return Ok(Applied::Ignored {
-                why: format!("workflow {} is {state}, not running stage {stage}", wf.id),
-            });
-        }
-        let result_json =
-            serde_json::to_value(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (task_status, error, to, reason) = match &r.outcome {
-            TaskOutcome::Succeeded { .. } => {
-                let next = state.next().ok_or(TransitionError {
-                    from: state,
-                    to: WorkflowState::Completed,
-                })?;
-                ("succeeded", None, next, None)
-            }
-            TaskOutcome::Failed { reason } => (
-                "failed",
-                Some(reason.clone()),
-                WorkflowState::Failed,
-                Some(format!("stage {stage} failed: {reason}")),
-            ),
-            TaskOutcome::DeadLettered { reason } => (
-                "dead_lettered",
-                Some(reason.clone()),
-                WorkflowState::Failed,
-                Some(format!(
-                    "stage {stage} task {} dead-lettered: {reason}",
-                    r.task_id
-                )),
-            ),
-        };
-        sqlx::query(
-            "UPDATE tasks SET status = $2, result = $3, error = $4, agent_id = $5,
-                 picked_up_at = $6, completed_at = now()
-             WHERE id = $1",
-        )
-        .bind(r.task_id)
-        .bind(task_status)
-        .bind(&result_json)
-        .bind(&error)
-        .bind(&r.agent_id)
-        .bind(r.picked_up_at)
-        .execute(&mut *tx)
-        .await?;
-        let mut wf = wf;
-        if let TaskOutcome::Succeeded { output } = &r.outcome {
-            sqlx::query("UPDATE workflows SET context = jsonb_set(context, ARRAY[$2], $3, true) WHERE id = $1")
-                .bind(wf.id)
-                .bind(&stage)
-                .bind(output)
-                .execute(&mut *tx)
-                .await?;
-            if let Value::Object(m) = &mut wf.context {
-                m.insert(stage.clone(), output.clone());
-            }
-        }
-        if let Some(reason) = &reason {
-            sqlx::query("UPDATE workflows SET failure_reason = $2 WHERE id = $1")
-                .bind(wf.id)
-                .bind(reason)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let data = json!({"task_id": r.task_id, "agent_id": r.agent_id, "reason": reason});
-        let (_, queued) = advance(&mut tx, wf, to, data).await?;
+        let applied = apply_in(&mut tx, r).await?;
         tx.commit().await?;
-        Ok(Applied::Advanced { to, queued })
+        Ok(applied)
+    }
+
+    /// Applies a batch of results in one transaction (one commit for the whole batch), with
+    /// exactly the effect of applying them one by one in stream order, and deletes the outbox
+    /// rows `published`. All or nothing: on an error nothing is applied (the caller then applies
+    /// them one at a time). Workflow rows are locked in id order, so concurrent batches (several
+    /// orchestrators) cannot deadlock; results of one workflow keep their order.
+    pub async fn apply_results(
+        &self,
+        results: &[TaskResult],
+        published: &[i64],
+    ) -> Result<Vec<Applied>> {
+        let mut order: Vec<usize> = (0..results.len()).collect();
+        order.sort_by_key(|&i| results[i].workflow_id);
+        let mut tx = self.pool.begin().await?;
+        let mut out: Vec<Option<Applied>> = vec![None; results.len()];
+        for i in order {
+            out[i] = Some(apply_in(&mut tx, &results[i]).await?);
+        }
+        // Outbox rows last, after the workflow rows: the order `cancel` locks them in.
+        delete_outbox_in(&mut tx, published).await?;
+        tx.commit().await?;
+        Ok(out
+            .into_iter()
+            .map(|a| a.expect("every result applied"))
+            .collect())
     }
 
     /// Cancels a running workflow; its open task is marked cancelled so a late result is ignored.
@@ -586,6 +540,135 @@ impl Store {
     }
 }
 
+/// The statements of [`Store::create_workflow`], inside the caller's transaction.
+async fn create_in(
+    tx: &mut Transaction<'_, Postgres>,
+    new: &NewWorkflow,
+) -> Result<(WorkflowRow, Option<Queued>)> {
+    let id = Uuid::now_v7();
+    // The inserted row is this transaction's own (invisible to others until commit), so
+    // RETURNING gives the locked row without another round trip.
+    let wf: WorkflowRow = sqlx::query_as(&format!(
+        "INSERT INTO workflows (id, name, type, description, template, params, state, correlation_id)
+         VALUES ($1, $2, $3, $4, $5, $6, 'initiated', $7) RETURNING {WF_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&new.name)
+    .bind(new.kind.as_str())
+    .bind(&new.description)
+    .bind(&new.template)
+    .bind(&new.params)
+    .bind(&new.correlation_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    insert_event(
+        tx,
+        id,
+        "transition",
+        None,
+        Some(WorkflowState::Initiated),
+        json!({}),
+    )
+    .await?;
+    advance(tx, wf, WorkflowState::Scaffolding, json!({})).await
+}
+
+async fn delete_outbox_in(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Result<()> {
+    if !ids.is_empty() {
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The statements of [`Store::apply_result`], inside the caller's transaction.
+async fn apply_in(tx: &mut Transaction<'_, Postgres>, r: &TaskResult) -> Result<Applied> {
+    let wf = match fetch_for_update_opt(tx, r.workflow_id).await? {
+        Some(wf) => wf,
+        None => {
+            return Ok(Applied::Ignored {
+                why: format!("unknown workflow {}", r.workflow_id),
+            });
+        }
+    };
+    let state = wf.state()?;
+    let task: Option<(String, String)> = sqlx::query_as(
+        "SELECT status, stage FROM tasks WHERE id = $1 AND workflow_id = $2 FOR UPDATE",
+    )
+    .bind(r.task_id)
+    .bind(r.workflow_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((status, stage)) = task else {
+        return Ok(Applied::Ignored {
+            why: format!("unknown task {}", r.task_id),
+        });
+    };
+    if status != "dispatched" {
+        return Ok(Applied::Ignored {
+            why: format!("task {} is already {status}", r.task_id),
+        });
+    }
+    if state.is_terminal() || state.stage().map(Stage::as_str) != Some(stage.as_str()) {
+        return Ok(Applied::Ignored {
+            why: format!("workflow {} is {state}, not running stage {stage}", wf.id),
+        });
+    }
+    let result_json = serde_json::to_value(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (task_status, error, to, reason) = match &r.outcome {
+        TaskOutcome::Succeeded { .. } => {
+            let next = state.next().ok_or(TransitionError {
+                from: state,
+                to: WorkflowState::Completed,
+            })?;
+            ("succeeded", None, next, None)
+        }
+        TaskOutcome::Failed { reason } => (
+            "failed",
+            Some(reason.clone()),
+            WorkflowState::Failed,
+            Some(format!("stage {stage} failed: {reason}")),
+        ),
+        TaskOutcome::DeadLettered { reason } => (
+            "dead_lettered",
+            Some(reason.clone()),
+            WorkflowState::Failed,
+            Some(format!(
+                "stage {stage} task {} dead-lettered: {reason}",
+                r.task_id
+            )),
+        ),
+    };
+    sqlx::query(
+        "UPDATE tasks SET status = $2, result = $3, error = $4, agent_id = $5,
+                 picked_up_at = $6, completed_at = now()
+             WHERE id = $1",
+    )
+    .bind(r.task_id)
+    .bind(task_status)
+    .bind(&result_json)
+    .bind(&error)
+    .bind(&r.agent_id)
+    .bind(r.picked_up_at)
+    .execute(&mut **tx)
+    .await?;
+    let mut wf = wf;
+    // The stage's output joins the context (the row is locked: this is what jsonb_set on the
+    // stored value would give), written by the same statement as the state change.
+    let mut write_context = false;
+    if let TaskOutcome::Succeeded { output } = &r.outcome
+        && let Value::Object(m) = &mut wf.context
+    {
+        m.insert(stage.clone(), output.clone());
+        write_context = true;
+    }
+    let data = json!({"task_id": r.task_id, "agent_id": r.agent_id, "reason": reason});
+    let (_, queued) = advance_with(tx, wf, to, data, write_context, reason.as_deref()).await?;
+    Ok(Applied::Advanced { to, queued })
+}
+
 async fn fetch_for_update_opt(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
@@ -596,12 +679,6 @@ async fn fetch_for_update_opt(
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?)
-}
-
-async fn fetch_for_update(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<WorkflowRow> {
-    fetch_for_update_opt(tx, id)
-        .await?
-        .ok_or(StoreError::NotFound(id))
 }
 
 async fn insert_event(
@@ -627,39 +704,80 @@ async fn insert_event(
 /// stage, creates that stage's task with its envelope in the outbox.
 async fn advance(
     tx: &mut Transaction<'_, Postgres>,
+    wf: WorkflowRow,
+    to: WorkflowState,
+    data: Value,
+) -> Result<(WorkflowRow, Option<Queued>)> {
+    advance_with(tx, wf, to, data, false, None).await
+}
+
+/// [`advance`], also writing the workflow's context (when `write_context`: `wf.context` as the
+/// caller changed it under the row lock) and failure reason — in one statement: the state
+/// change, its event, the next stage's task and its outbox row are one round trip.
+async fn advance_with(
+    tx: &mut Transaction<'_, Postgres>,
     mut wf: WorkflowRow,
     to: WorkflowState,
     data: Value,
+    write_context: bool,
+    failure_reason: Option<&str>,
 ) -> Result<(WorkflowRow, Option<Queued>)> {
     let from = wf.state()?;
     from.transition(to)?;
     let stage = to.stage();
-    let now: DateTime<Utc> = sqlx::query_scalar(
-        "UPDATE workflows SET state = $2, current_stage = $3, updated_at = now() WHERE id = $1 RETURNING updated_at",
+    wf.state = to.as_str().to_owned();
+    wf.current_stage = stage.map(|s| s.as_str().to_owned());
+    let next = stage.map(|stage| {
+        let task_id = Uuid::now_v7();
+        (task_id, envelope(&wf, task_id, stage, 1))
+    });
+    let env_json = match &next {
+        Some((_, env)) => {
+            Some(serde_json::to_value(env).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        }
+        None => None,
+    };
+    let (now, outbox_id): (DateTime<Utc>, Option<i64>) = sqlx::query_as(
+        "WITH w AS (
+             UPDATE workflows SET state = $2, current_stage = $3, updated_at = now(),
+                 context = CASE WHEN $4 THEN $5 ELSE context END,
+                 failure_reason = COALESCE($6, failure_reason)
+             WHERE id = $1 RETURNING updated_at),
+         e AS (
+             INSERT INTO events (workflow_id, kind, from_state, to_state, data)
+             VALUES ($1, 'transition', $7, $2, $8)),
+         t AS (
+             INSERT INTO tasks (id, workflow_id, stage, status)
+             SELECT $9, $1, $3, 'dispatched' WHERE $9::uuid IS NOT NULL),
+         o AS (
+             INSERT INTO outbox (stage, envelope)
+             SELECT $3, $10 WHERE $10::jsonb IS NOT NULL RETURNING id)
+         SELECT (SELECT updated_at FROM w), (SELECT id FROM o)",
     )
     .bind(wf.id)
     .bind(to.as_str())
     .bind(stage.map(Stage::as_str))
+    .bind(write_context)
+    .bind(&wf.context)
+    .bind(failure_reason)
+    .bind(from.as_str())
+    .bind(data)
+    .bind(next.as_ref().map(|(id, _)| *id))
+    .bind(env_json)
     .fetch_one(&mut **tx)
     .await?;
-    insert_event(tx, wf.id, "transition", Some(from), Some(to), data).await?;
-    wf.state = to.as_str().to_owned();
-    wf.current_stage = stage.map(|s| s.as_str().to_owned());
     wf.updated_at = now;
-    if let Some(stage) = stage {
-        let task_id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO tasks (id, workflow_id, stage, status) VALUES ($1, $2, $3, 'dispatched')",
-        )
-        .bind(task_id)
-        .bind(wf.id)
-        .bind(stage.as_str())
-        .execute(&mut **tx)
-        .await?;
-        let queued = enqueue(tx, &wf, task_id, stage, 1).await?;
-        return Ok((wf, Some(queued)));
+    if let Some(reason) = failure_reason {
+        wf.failure_reason = Some(reason.to_owned());
     }
-    Ok((wf, None))
+    let queued = match (next, outbox_id) {
+        (Some((_, envelope)), Some(outbox_id)) => Some(Queued {
+            outbox_id,
+            envelope,
+        }),
+        _ => None,
+    };
+    Ok((wf, queued))
 }
 
 /// The envelope for `stage` of `wf`, written to the outbox.
@@ -670,7 +788,23 @@ async fn enqueue(
     stage: Stage,
     attempt: u32,
 ) -> Result<Queued> {
-    let env = TaskEnvelope {
+    let env = envelope(wf, task_id, stage, attempt);
+    let v = serde_json::to_value(&env).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let outbox_id: i64 =
+        sqlx::query_scalar("INSERT INTO outbox (stage, envelope) VALUES ($1, $2) RETURNING id")
+            .bind(stage.as_str())
+            .bind(v)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(Queued {
+        outbox_id,
+        envelope: env,
+    })
+}
+
+/// The task envelope for `stage` of `wf` (its context as of now).
+fn envelope(wf: &WorkflowRow, task_id: Uuid, stage: Stage, attempt: u32) -> TaskEnvelope {
+    TaskEnvelope {
         schema_version: ENVELOPE_SCHEMA_VERSION,
         task_id,
         workflow_id: wf.id,
@@ -687,16 +821,5 @@ async fn enqueue(
         correlation_id: wf.correlation_id.clone(),
         created_at: Utc::now(),
         dispatched_at: None,
-    };
-    let v = serde_json::to_value(&env).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let outbox_id: i64 =
-        sqlx::query_scalar("INSERT INTO outbox (stage, envelope) VALUES ($1, $2) RETURNING id")
-            .bind(stage.as_str())
-            .bind(v)
-            .fetch_one(&mut **tx)
-            .await?;
-    Ok(Queued {
-        outbox_id,
-        envelope: env,
-    })
+    }
 }

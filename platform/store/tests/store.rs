@@ -156,3 +156,87 @@ async fn stale_tasks_are_redispatched_then_failed() -> anyhow::Result<()> {
     assert_eq!(s.redispatch_stale(zero, 2).await?, 1);
     assert_failed(&s, &wf, "no result after 2").await
 }
+
+/// A batch applied in one transaction has the effect of its results applied one by one:
+/// several workflows advance, a duplicate in the same batch is ignored, a failure fails its own
+/// workflow only; creations committed together each start their first stage; the published
+/// outbox rows handed in are deleted by the same commits.
+#[tokio::test]
+async fn group_commits_have_the_effect_of_one_by_one() -> anyhow::Result<()> {
+    let s = store().await?;
+    let created = s
+        .create_workflows(&[new_wf(), new_wf(), new_wf()], &[])
+        .await?;
+    assert_eq!(created.len(), 3);
+    let mut outbox_ids: Vec<i64> = Vec::new();
+    for (wf, q) in &created {
+        assert_eq!(wf.state, "scaffolding");
+        let q = q.as_ref().expect("first stage queued");
+        assert_eq!(q.envelope.stage, Stage::Scaffold);
+        outbox_ids.push(q.outbox_id);
+    }
+    let envs: Vec<TaskEnvelope> = created
+        .iter()
+        .map(|(_, q)| q.as_ref().unwrap().envelope.clone())
+        .collect();
+    let ok = |e: &TaskEnvelope| {
+        result(
+            e,
+            TaskOutcome::Succeeded {
+                output: json!({"ok": true}),
+            },
+        )
+    };
+    let batch = vec![
+        ok(&envs[0]),
+        ok(&envs[1]),
+        ok(&envs[0]), // duplicate, same batch
+        result(
+            &envs[2],
+            TaskOutcome::Failed {
+                reason: "lint".into(),
+            },
+        ),
+    ];
+    let applied = s.apply_results(&batch, &outbox_ids).await?;
+    assert!(matches!(
+        &applied[0],
+        Applied::Advanced {
+            queued: Some(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        &applied[1],
+        Applied::Advanced {
+            queued: Some(_),
+            ..
+        }
+    ));
+    assert!(
+        matches!(&applied[2], Applied::Ignored { .. }),
+        "{:?}",
+        applied[2]
+    );
+    assert!(matches!(
+        &applied[3],
+        Applied::Advanced { queued: None, .. }
+    ));
+    for (i, state) in [(0, "validating"), (1, "validating"), (2, "failed")] {
+        let d = s.get_workflow(created[i].0.id).await?.unwrap();
+        assert_eq!(d.workflow.state, state);
+        if state == "validating" {
+            assert_eq!(d.workflow.context["scaffold"], json!({"ok": true}));
+        }
+    }
+    assert_failed(&s, &created[2].0, "lint").await?;
+    // The three scaffold rows were deleted with the batch; the two validation rows remain.
+    let left = take_outbox(&s).await?;
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|e| e.stage == Stage::Validation));
+    assert!(
+        left.iter()
+            .all(|e| e.workflow_context["scaffold"] == json!({"ok": true}))
+    );
+    Ok(())
+}

@@ -8,19 +8,26 @@ import sys
 
 AGENT_KINDS = {"scaffold", "validation", "e2e", "integration", "deployment"}
 PLATFORM = {"migrate", "orchestrator"} | {f"agent-{k}" for k in AGENT_KINDS}
+# The optional `monitoring` profile (checked with --monitoring on `--profile monitoring config`).
+MONITORING = {"prometheus", "grafana"}
 
 
 def main() -> int:
     model = json.load(sys.stdin)
     services = model["services"]
     errors = []
+    monitoring = "--monitoring" in sys.argv[1:]
 
     def need(cond, msg):
         if not cond:
             errors.append(msg)
 
-    need(set(services) == PLATFORM | {"postgres", "redis"},
-         f"services must be postgres, redis, {sorted(PLATFORM)}; got {sorted(services)}")
+    expected = PLATFORM | {"postgres", "redis"} | (MONITORING if monitoring else set())
+    need(set(services) == expected,
+         f"services must be {sorted(expected)}; got {sorted(services)}")
+    for name in MONITORING & set(services):
+        need(services[name].get("profiles") == ["monitoring"],
+             f"{name} belongs to the optional `monitoring` profile only")
     images = {services[s].get("image") for s in PLATFORM if s in services}
     need(len(images) == 1, f"platform services must share ONE image, got {images}")
     need(len(model.get("networks", {})) == 1, "exactly one (private) network expected")
@@ -29,6 +36,9 @@ def main() -> int:
         published = [p for p in svc.get("ports", []) if p.get("published")]
         if name == "orchestrator":
             need(len(published) == 1, "orchestrator must publish exactly one port")
+        elif name == "grafana":
+            need(len(published) == 1 and published[0].get("host_ip") == "127.0.0.1",
+                 "grafana publishes one port, on 127.0.0.1 only")
         else:
             need(not published, f"{name} must not publish ports (only the orchestrator does)")
         need(svc.get("read_only") is True, f"{name}: read_only root filesystem expected")

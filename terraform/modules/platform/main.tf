@@ -245,6 +245,8 @@ module "service" {
   environment = merge(
     { LOG_FORMAT = "json", RUST_LOG = "info" },
     each.value.container_port == null ? {} : { PORT = tostring(each.value.container_port) },
+    # The orchestrator publishes the agents' StreamBacklog metric, read by their autoscaling below.
+    each.value.load_balanced ? { PLATFORM_CLOUDWATCH_NAMESPACE = var.backlog_metric_namespace } : {},
   )
   secrets = merge(
     local.common_secrets,

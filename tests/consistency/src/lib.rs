@@ -9,6 +9,8 @@
 //! change where. Everything takes the repository root as a parameter so tests can run it on a
 //! mutated copy.
 
+pub mod backlog_metric;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;

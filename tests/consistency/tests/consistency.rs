@@ -473,3 +473,81 @@ fn a_release_step_without_the_api_token_is_caught() {
         "{problems:#?}"
     );
 }
+
+fn publisher() -> consistency_tests::backlog_metric::Publisher<'static> {
+    use platform_orchestrator::cloudwatch;
+    consistency_tests::backlog_metric::Publisher {
+        namespace: cloudwatch::NAMESPACE,
+        metric: cloudwatch::BACKLOG_METRIC,
+        dimension: cloudwatch::KIND_DIMENSION,
+        kinds: platform_core::Stage::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect(),
+    }
+}
+
+#[test]
+fn the_published_backlog_metric_is_the_one_terraform_scales_agents_on() {
+    let root = repo_root();
+    let problems =
+        consistency_tests::backlog_metric::check_backlog_metric(&root, &publisher()).unwrap();
+    assert_eq!(problems, Vec::<String>::new());
+}
+
+#[test]
+fn a_backlog_metric_renamed_on_one_side_is_caught() {
+    let tmp = copy_of_repo();
+    edit(
+        tmp.path(),
+        "terraform/modules/platform/variables.tf",
+        "default     = \"Agentic/Platform\"",
+        "default     = \"Agentic/Agents\"",
+    );
+    edit(
+        tmp.path(),
+        "terraform/modules/platform/main.tf",
+        "dimensions = { AgentKind = each.value.agent_kind }",
+        "dimensions = { Kind = each.value.agent_kind }",
+    );
+    edit(
+        tmp.path(),
+        "terraform/environments/staging/main.tf",
+        "agent_kind = \"e2e\"",
+        "agent_kind = \"e2e-tests\"",
+    );
+    edit(
+        tmp.path(),
+        "templates/task-definitions/orchestrator.json.hbs",
+        "cloudwatch_namespace=\"Agentic/Platform\"",
+        "cloudwatch_namespace=\"Agentic/Platfrom\"",
+    );
+    let problems =
+        consistency_tests::backlog_metric::check_backlog_metric(tmp.path(), &publisher()).unwrap();
+    println!("{problems:#?}");
+    let has = |needle: &str| problems.iter().any(|p| p.contains(needle));
+    assert!(
+        has("`backlog_metric_namespace` defaults to `Agentic/Agents`"),
+        "{problems:#?}"
+    );
+    assert!(
+        has("reads the dimension `Kind`, but the orchestrator publishes `AgentKind`"),
+        "{problems:#?}"
+    );
+    assert!(has("agent_kind `e2e-tests`"), "{problems:#?}");
+    assert!(
+        has("terraform/environments/staging/main.tf: no agent service with agent_kind `e2e`"),
+        "{problems:#?}"
+    );
+    assert!(has("publishes to `Agentic/Platfrom`"), "{problems:#?}");
+    let mut publisher = publisher();
+    publisher.metric = "Backlog";
+    let problems =
+        consistency_tests::backlog_metric::check_backlog_metric(&repo_root(), &publisher).unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("`backlog_metric_name` defaults to `StreamBacklog`")),
+        "{problems:#?}"
+    );
+}

@@ -22,20 +22,25 @@ struct Platform {
     orchestrator: Option<ChildGuard>,
     agents: Vec<(String, ChildGuard)>,
     http: reqwest::Client,
+    /// Run with the shipped visibility timeout and heartbeat interval instead of the tests'
+    /// shortened ones.
+    shipped_defaults: bool,
 }
 
-/// Copies the shipped templates and adds `slow-web`, whose tests take a few seconds, so a test
-/// can act while a task is in flight.
+/// Copies the shipped templates and adds `slow-web` and `long-web`, whose tests take 4 s and
+/// 10 s, so a test can act while a task is in flight.
 fn templates(work: &Path) -> anyhow::Result<PathBuf> {
     let dir = work.join("templates");
     test_support::copy_tree(&test_support::repo_root().join("templates/scaffold"), &dir)?;
-    test_support::copy_tree(&dir.join("static-web"), &dir.join("slow-web"))?;
-    let manifest = dir.join("slow-web/template.toml");
-    let text = std::fs::read_to_string(&manifest)?.replace(
-        "command = [\"sh\", \"tests/run.sh\"]",
-        "command = [\"sh\", \"-c\", \"sleep 4 && sh tests/run.sh\"]",
-    );
-    std::fs::write(manifest, text)?;
+    for (name, secs) in [("slow-web", 4), ("long-web", 10)] {
+        test_support::copy_tree(&dir.join("static-web"), &dir.join(name))?;
+        let manifest = dir.join(name).join("template.toml");
+        let text = std::fs::read_to_string(&manifest)?.replace(
+            "command = [\"sh\", \"tests/run.sh\"]",
+            &format!("command = [\"sh\", \"-c\", \"sleep {secs} && sh tests/run.sh\"]"),
+        );
+        std::fs::write(manifest, text)?;
+    }
     Ok(dir)
 }
 
@@ -68,7 +73,15 @@ impl Platform {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()?,
+            shipped_defaults: false,
         })
+    }
+
+    /// A platform whose processes run with the shipped visibility timeout and heartbeat.
+    async fn with_shipped_defaults() -> anyhow::Result<Self> {
+        let mut p = Self::new(&[]).await?;
+        p.shipped_defaults = true;
+        Ok(p)
     }
 
     fn command(&self, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Command> {
@@ -86,6 +99,10 @@ impl Platform {
             .env("PLATFORM_AGENT_STOP_TIMEOUT_MS", "500")
             .env("LOG_FORMAT", "text")
             .env("RUST_LOG", "warn");
+        if self.shipped_defaults {
+            c.env_remove("PLATFORM_VISIBILITY_TIMEOUT_MS")
+                .env_remove("PLATFORM_HEARTBEAT_INTERVAL_MS");
+        }
         for (k, v) in &self.extra_env {
             c.env(k, v);
         }
@@ -937,7 +954,20 @@ async fn generated_requests_over_the_openapi_document_never_get_a_5xx() -> anyho
         .await?;
     assert_eq!(s, 200);
     let paths = doc["paths"].as_object().context("paths")?.clone();
-    assert!(paths.len() >= 7, "documented paths: {:?}", paths.keys());
+    assert!(paths.len() >= 12, "documented paths: {:?}", paths.keys());
+    for operator in [
+        "/api/v1/dlq",
+        "/api/v1/dlq/{kind}/{entry}/redrive",
+        "/api/v1/workflows/{id}/retry",
+        "/api/v1/events/stream",
+        "/api/v1/workflows/{id}/events/stream",
+    ] {
+        assert!(
+            paths.contains_key(operator),
+            "{operator} is documented: {:?}",
+            paths.keys()
+        );
+    }
     let real = p.create("fuzz", "static-web").await?;
     let mut g = Gen(0x9E37_79B9_7F4A_7C15);
     let ids = [
@@ -948,6 +978,16 @@ async fn generated_requests_over_the_openapi_document_never_get_a_5xx() -> anyho
         "0",
         "ffffffff-ffff-ffff-ffff-ffffffffffffff",
         "😀",
+    ];
+    let kinds = ["scaffold", "e2e", "nope", "", "%2e%2e", "😀"];
+    let entries = [
+        "1-0",
+        "0-0",
+        "not-an-id",
+        "1700000000000-0",
+        "99999999999999999999999-0",
+        "-",
+        "+",
     ];
     let queries = [
         "",
@@ -964,7 +1004,14 @@ async fn generated_requests_over_the_openapi_document_never_get_a_5xx() -> anyho
         for method in item.as_object().into_iter().flat_map(|m| m.keys()) {
             for _ in 0..40 {
                 let id: &str = g.pick(&ids[..]);
-                let concrete = path.replace("{id}", id);
+                let concrete = path
+                    .replace("{id}", id)
+                    .replace("{kind}", g.pick(&kinds[..]))
+                    .replace("{entry}", g.pick(&entries[..]));
+                assert!(
+                    !concrete.contains('{'),
+                    "a path parameter the generator does not fill: {path}"
+                );
                 let q: &str = g.pick(&queries[..]);
                 let url = format!("{}{}", p.url(&concrete), q);
                 let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())?;
@@ -982,6 +1029,15 @@ async fn generated_requests_over_the_openapi_document_never_get_a_5xx() -> anyho
                 };
                 let r = rq.send().await?;
                 let status = r.status().as_u16();
+                // A live event stream never ends: its status and headers are the answer.
+                if r.headers()
+                    .get("content-type")
+                    .is_some_and(|c| c == "text/event-stream")
+                {
+                    assert!(status < 500, "{method} {url} answered {status}");
+                    sent += 1;
+                    continue;
+                }
                 let body = r.text().await?;
                 assert!(status < 500, "{method} {url} answered {status}: {body}");
                 sent += 1;
@@ -1130,6 +1186,113 @@ async fn a_task_longer_than_the_visibility_timeout_is_not_taken_from_a_live_agen
     let id = p.create("long", "slow-web").await?;
     p.wait_state(&id, "completed", Duration::from_secs(60))
         .await?;
+    let m = p.http.get(p.url("/metrics")).send().await?.text().await?;
+    assert!(
+        m.contains("platform_results_total{outcome=\"succeeded\"} 5"),
+        "{m}"
+    );
+    assert!(
+        m.contains("platform_results_total{outcome=\"ignored\"} 0"),
+        "a second agent ran the task too:\n{m}"
+    );
+    Ok(())
+}
+
+/// The agent's in-flight task as the API shows it (`None` when idle or not registered).
+async fn in_flight(p: &Platform, agent: &str) -> anyhow::Result<Option<String>> {
+    let (_, v) = p.call(reqwest::Method::GET, "/api/v1/agents", None).await?;
+    Ok(v["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["id"] == agent)
+        .and_then(|a| a["in_flight_task"].as_str().map(str::to_owned)))
+}
+
+/// With the shipped defaults (no visibility timeout set), a SIGKILLed agent's stage is taken
+/// over by another agent within 5 s, and the workflow completes through it.
+#[tokio::test]
+async fn a_killed_agents_stage_is_recovered_within_5_s_at_the_shipped_defaults()
+-> anyhow::Result<()> {
+    let mut p = Platform::with_shipped_defaults().await?;
+    p.start_orchestrator().await?;
+    for k in ["scaffold", "validation", "integration", "deployment"] {
+        p.start_agent(k, &format!("{k}-1"), &[])?;
+    }
+    p.start_agent("e2e", "e2e-victim", &[])?;
+    let id = p.create("slow", "slow-web").await?;
+    let task_id = eventually(
+        "the e2e agent to hold the task",
+        Duration::from_secs(30),
+        || async { in_flight(&p, "e2e-victim").await },
+    )
+    .await?;
+    // The rescuer only joins now, so it can get the task by taking it over, not by reading it.
+    p.start_agent("e2e", "e2e-rescuer", &[])?;
+    eventually(
+        "the rescuer to register",
+        Duration::from_secs(30),
+        || async {
+            let (_, v) = p.call(reqwest::Method::GET, "/api/v1/agents", None).await?;
+            Ok(v["agents"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a["id"] == "e2e-rescuer")
+                .then_some(()))
+        },
+    )
+    .await?;
+    p.agent("e2e-victim").kill();
+    let killed = Instant::now();
+    let taken = eventually(
+        "the rescuer to take the task over",
+        Duration::from_secs(30),
+        || async { in_flight(&p, "e2e-rescuer").await },
+    )
+    .await?;
+    let takeover = killed.elapsed();
+    assert_eq!(taken, task_id);
+    let w = p
+        .wait_state(&id, "completed", Duration::from_secs(60))
+        .await?;
+    eprintln!(
+        "shipped defaults: task taken over {takeover:?} after SIGKILL, workflow completed {:?} after it",
+        killed.elapsed()
+    );
+    assert!(
+        takeover <= Duration::from_secs(5),
+        "takeover took {takeover:?} at the shipped defaults (target <= 5 s)"
+    );
+    assert_eq!(task(&w, "e2e")["agent_id"], "e2e-rescuer");
+    assert_eq!(transitions(&w), HAPPY_PATH);
+    Ok(())
+}
+
+/// With the shipped defaults, a live agent whose stage runs 10 s (more than three visibility
+/// timeouts) keeps its claim: a second, idle agent of the kind never takes it, the stage runs
+/// once.
+#[tokio::test]
+async fn a_live_agent_with_a_slow_stage_keeps_its_claim_at_the_shipped_defaults()
+-> anyhow::Result<()> {
+    let mut p = Platform::with_shipped_defaults().await?;
+    p.start_orchestrator().await?;
+    for k in ["scaffold", "validation", "integration", "deployment"] {
+        p.start_agent(k, &format!("{k}-1"), &[])?;
+    }
+    p.start_agent("e2e", "e2e-worker", &[])?;
+    let id = p.create("long", "long-web").await?;
+    eventually(
+        "the e2e agent to hold the task",
+        Duration::from_secs(30),
+        || async { in_flight(&p, "e2e-worker").await },
+    )
+    .await?;
+    p.start_agent("e2e", "e2e-idle", &[])?;
+    let w = p
+        .wait_state(&id, "completed", Duration::from_secs(60))
+        .await?;
+    assert_eq!(task(&w, "e2e")["agent_id"], "e2e-worker");
     let m = p.http.get(p.url("/metrics")).send().await?.text().await?;
     assert!(
         m.contains("platform_results_total{outcome=\"succeeded\"} 5"),
