@@ -647,6 +647,98 @@ fn now_secs() -> f64 {
         .unwrap_or_default()
 }
 
+// ------------------------------------------------------------------ stopped tasks
+
+/// A stopped task of a service: why it stopped and how its containers exited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoppedTask {
+    pub task_id: String,
+    pub task_definition: String,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    /// `(container, exit code, reason)`.
+    pub containers: Vec<(String, Option<i32>, Option<String>)>,
+    pub stopped_at: Option<f64>,
+}
+
+/// The service's most recently stopped tasks (at most `n`, newest first): ListTasks
+/// `desiredStatus = STOPPED`, then DescribeTasks. Only tasks of the service's group
+/// (`service:NAME`) are kept: ECS stops tasks of other groups too, and an emulator may not
+/// filter by service.
+pub async fn stopped_tasks(
+    ecs: &Ecs,
+    cluster: &str,
+    service: &str,
+    n: usize,
+) -> Result<Vec<StoppedTask>> {
+    let arns = ecs
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+        .max_results(100)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "ListTasks {service} STOPPED: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )
+        })?
+        .task_arns()
+        .to_vec();
+    if arns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let out = ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(arns))
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "DescribeTasks {service}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )
+        })?;
+    let group = format!("service:{service}");
+    let mut tasks: Vec<StoppedTask> = out
+        .tasks()
+        .iter()
+        .filter(|t| t.group() == Some(group.as_str()))
+        .map(|t| StoppedTask {
+            task_id: t
+                .task_arn()
+                .and_then(|a| a.rsplit('/').next())
+                .unwrap_or("?")
+                .to_owned(),
+            task_definition: short_td(t.task_definition_arn().unwrap_or("?")).to_owned(),
+            stop_code: t.stop_code().map(|c| c.as_str().to_owned()),
+            stopped_reason: t.stopped_reason().map(str::to_owned),
+            containers: t
+                .containers()
+                .iter()
+                .map(|c| {
+                    (
+                        c.name().unwrap_or("?").to_owned(),
+                        c.exit_code(),
+                        c.reason().map(str::to_owned),
+                    )
+                })
+                .collect(),
+            stopped_at: t.stopped_at().map(|s| s.as_secs_f64()),
+        })
+        .collect();
+    tasks.sort_by(|a, b| {
+        b.stopped_at
+            .unwrap_or(0.0)
+            .total_cmp(&a.stopped_at.unwrap_or(0.0))
+    });
+    tasks.truncate(n);
+    Ok(tasks)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -28,6 +28,7 @@ pub mod cloudwatch;
 pub mod dynamo;
 pub mod ecr;
 pub mod ecs;
+pub mod elb;
 pub mod follow;
 
 /// Where and as whom to call AWS.

@@ -126,8 +126,12 @@ pub struct Network {
 pub struct Urls {
     /// Production listener (what users hit).
     pub production: Option<String>,
-    /// Test listener (the new version during a blue/green test-traffic stage).
+    /// Test listener (the new version during a blue/green test-traffic stage). Unset: found
+    /// from the service's test listener rule (engine/traffic.rs).
     pub test: Option<String>,
+    /// An IP address to call the found test endpoint at instead of resolving the load
+    /// balancer's DNS name (an emulator's); URL, port and Host header stay as found.
+    pub test_resolve: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

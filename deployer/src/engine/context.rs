@@ -20,6 +20,7 @@ pub struct Ctx {
     pub ecs: aws_sdk_ecs::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub ddb: aws_sdk_dynamodb::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
     /// The metric analysis' GetMetricData.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub http: reqwest::Client,
@@ -63,6 +64,7 @@ impl Ctx {
             ecs: aws_sdk_ecs::Client::new(sdk),
             ecr: aws_sdk_ecr::Client::new(sdk),
             ddb: aws_sdk_dynamodb::Client::new(sdk),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             http: reqwest::Client::builder()
                 .user_agent(concat!("deployer/", env!("CARGO_PKG_VERSION")))

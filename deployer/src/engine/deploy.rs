@@ -1109,7 +1109,12 @@ impl Follow<'_> {
             _ => {
                 // ROLLBACK_SUCCESSFUL (or STOPPED after our stop).
                 if let Some(stop) = self.our_rollback.clone() {
-                    return Ended::Result(self.result(stop.outcome, stop.reason, status));
+                    let seen = self.events().await;
+                    return Ended::Result(self.result(
+                        stop.outcome,
+                        format!("{}{seen}", stop.reason),
+                        status,
+                    ));
                 }
                 let why = view.ecs_failure().unwrap_or_else(|| {
                     format!(
@@ -1179,9 +1184,9 @@ impl Follow<'_> {
         }
     }
 
+    /// Target health, stopped tasks and the last service events (engine/diagnose.rs).
     async fn events(&self) -> String {
-        let events = ecs::recent_events(&self.ctx.ecs, &self.ctx.env.cluster, self.name(), 5).await;
-        events.iter().map(|e| format!("\n    event: {e}")).collect()
+        super::diagnose::what_it_can_see(self.ctx, &self.plan.svc).await
     }
 }
 

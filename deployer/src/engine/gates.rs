@@ -154,6 +154,17 @@ pub(crate) async fn gate_for_hook(
     if checks.is_empty() {
         return Ok(());
     }
+    // urls.test unset: the service's test listener rule tells (engine/traffic.rs).
+    let (url, client, checks) = match place {
+        SmokeTarget::Test => match super::traffic::test_target(ctx, svc, url, checks)
+            .await
+            .map_err(GateFailed)?
+        {
+            Some(t) => (Some(t.url), t.client, t.checks),
+            None => (None, ctx.http.clone(), vec![]),
+        },
+        _ => (url, ctx.http.clone(), checks),
+    };
     let Some(url) = url else {
         return Err(GateFailed(format!(
             "smoke checks for {} at {} need urls.{} in environment {}",
@@ -168,7 +179,7 @@ pub(crate) async fn gate_for_hook(
         )));
     };
     let label = format!("{} @ {}", svc.name, stage.as_str());
-    let rep = smoke::run_all(&ctx.http, &url, &checks, vars)
+    let rep = smoke::run_all(&client, &url, &checks, vars)
         .await
         .map_err(|e| GateFailed(format!("{e:#}")))?;
     ctx.record_smoke(&label, &rep);

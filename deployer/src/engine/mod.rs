@@ -12,6 +12,7 @@
 pub mod analysis;
 pub mod context;
 pub mod deploy;
+pub mod diagnose;
 pub mod gates;
 pub mod migration;
 pub mod preflight;
@@ -22,6 +23,7 @@ pub mod resume;
 pub mod rollback;
 pub mod run;
 pub mod smoke;
+pub mod traffic;
 pub mod waves;
 
 use std::time::Duration;

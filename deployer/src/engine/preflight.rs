@@ -8,8 +8,10 @@
 //! load balancer's advancedConfiguration), built on the same reads and run before the
 //! migration, so nothing that would make UpdateService fail is found after it. The image is
 //! resolved by the release itself (it may build it), in-flight deployments are checked under
-//! the lock. Target-group and listener checks stay `verify`'s: a release reconfigures the
-//! service's deployment strategy itself.
+//! the lock. Target-group and listener-rule existence checks stay `verify`'s: a release
+//! reconfigures the service's deployment strategy itself. Both check the production listener
+//! rule's forwarding (engine/traffic.rs) before anything changes; only a release that starts
+//! from there may see the weights move.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 
+use super::traffic::{self, Production};
 use super::{Ctx, Outcome, Step, Stop};
 use crate::aws::ecr::{ReleaseImage, resolve_release_image};
 use crate::aws::ecs::{self, short_td};
@@ -162,6 +165,7 @@ pub async fn verify(
         );
         check_strategy(svc, s, &mut r);
         check_load_balancer(&elb, svc, s, &mut r).await?;
+        check_traffic(&elb, env, svc, s, &mut r).await;
         check_idle(&ecs, &env.cluster, &svc.name, s, &mut r).await?;
     }
     Ok(r)
@@ -465,6 +469,67 @@ async fn check_load_balancer(
     Ok(())
 }
 
+/// The production listener rule forwards to exactly the service's pair (one at 100, the other
+/// at 0), and, when `urls.test` is not set, the test endpoint the test listener rule routes.
+async fn check_traffic(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    env: &Environment,
+    svc: &crate::config::Service,
+    s: &EcsService,
+    r: &mut Report,
+) {
+    let name = format!("service {} production traffic", svc.name);
+    match traffic::check_production(elb, svc, s).await {
+        Production::Ok(detail) => r.pass(name, detail),
+        Production::Wrong(why) | Production::Unreadable(why) => r.fail(name, why),
+        Production::NotApplicable => {}
+    }
+    // The checks the test-traffic gate runs (agent services run none unless named).
+    let paths: Vec<(String, String)> = env
+        .smoke_checks
+        .iter()
+        .filter(|c| c.target != crate::config::SmokeTarget::Production)
+        .filter(|c| match &svc.smoke_checks {
+            Some(names) => names.contains(&c.name),
+            None => svc.agent_kind.is_none(),
+        })
+        .map(|c| (c.name.clone(), c.path.clone()))
+        .collect();
+    if env.urls.test.is_none()
+        && svc.load_balancer.is_some()
+        && svc.strategy.shifts_traffic()
+        && !paths.is_empty()
+    {
+        let name = format!("service {} test endpoint", svc.name);
+        match traffic::discover_test_endpoint(elb, svc, Some(s)).await {
+            Ok(e) => {
+                let off = traffic::unmatched_paths(&e, &paths);
+                let via = env
+                    .urls
+                    .test_resolve
+                    .as_ref()
+                    .map(|ip| format!("; called at {ip} (urls.test_resolve)"))
+                    .unwrap_or_default();
+                if off.is_empty() {
+                    r.pass(name, format!("{e}{via}"));
+                } else {
+                    r.fail(
+                        name,
+                        format!(
+                            "{e}: smoke check(s) {} do not match its path patterns; change their paths, or set urls.test",
+                            off.join(", ")
+                        ),
+                    );
+                }
+            }
+            Err(why) => r.fail(
+                name,
+                format!("urls.test is not set and {why}; set urls.test, or fix the rule"),
+            ),
+        }
+    }
+}
+
 /// Every one of `want` resources the config names was found.
 fn all_exist(r: &mut Report, name: String, want: usize, found: usize) {
     if found == want {
@@ -579,6 +644,21 @@ pub(crate) async fn for_release(ctx: &Ctx) -> Step<BTreeMap<String, String>> {
         if let Some(problem) = update_blocker(svc, live_svc) {
             problems.push(problem);
             continue;
+        }
+        // Traffic: only before a release starts (a deployment in flight moves the weights).
+        match traffic::check_production(&ctx.elb, svc, live_svc).await {
+            Production::Ok(detail) => ctx
+                .report
+                .line(&format!("pass  service {} {detail}", svc.name)),
+            Production::Wrong(why) => {
+                problems.push(why);
+                continue;
+            }
+            Production::Unreadable(why) => ctx.report.line(&format!(
+                "warn  service {}: production listener rule not checked: {why} (`deployer verify` fails on it)",
+                svc.name
+            )),
+            Production::NotApplicable => {}
         }
         match live_svc.task_definition() {
             Some(td) => {

@@ -13,3 +13,4 @@ mod release_plugin;
 mod release_recovery;
 mod smoke_target;
 mod support;
+mod traffic;

@@ -91,6 +91,12 @@ data "aws_iam_policy_document" "deploy" {
       "ecr:GetAuthorizationToken",
       "elasticloadbalancing:DescribeTargetGroups",
       "elasticloadbalancing:DescribeRules",
+      # The test endpoint (listener, load balancer DNS name) and a failure's target health.
+      "elasticloadbalancing:DescribeListeners",
+      "elasticloadbalancing:DescribeLoadBalancers",
+      "elasticloadbalancing:DescribeTargetHealth",
+      # A failure's stopped tasks (ListTasks takes no task resource).
+      "ecs:ListTasks",
       # The metric analysis; GetMetricData has no resource-level permissions.
       "cloudwatch:GetMetricData",
     ]

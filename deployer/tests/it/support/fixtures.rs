@@ -185,6 +185,7 @@ pub async fn create_service(
 }
 
 /// The blue/green pair and listener rules of a load-balanced service, as Terraform makes them.
+#[derive(Debug, Clone)]
 pub struct LoadBalancerPair {
     pub blue: String,
     pub green: String,
@@ -277,4 +278,222 @@ pub async fn service_task_definition(
         .task_definition()
         .expect("the service's task definition")
         .to_owned()
+}
+
+/// A call of moto's EC2 Query API (the tests link no EC2 SDK): the account is the access key id
+/// of the signature, which moto does not check. Returns the XML answer.
+pub async fn ec2_query(aws: &TestAws, params: &[(&str, &str)]) -> String {
+    let mut form: Vec<(&str, &str)> = vec![("Version", "2016-11-15")];
+    form.extend_from_slice(params);
+    let resp = reqwest::Client::new()
+        .post(&aws.endpoint)
+        .header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential={}/20260101/{}/ec2/aws4_request, SignedHeaders=host, Signature=0",
+                aws.account_id, aws.region
+            ),
+        )
+        .form(&form)
+        .send()
+        .await
+        .expect("moto EC2 Query API");
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "EC2 {params:?}: {status} {body}");
+    body
+}
+
+/// Every `<tag>value</tag>` of an XML answer.
+pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|s| s.split(&close).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Real ELBv2 resources of a blue/green service in moto, as Terraform makes them: an
+/// application load balancer in the default VPC, target groups blue and green, a production
+/// listener (HTTP 80) whose rule forwards `/*` 100/0 to blue/green, and a test listener (HTTP
+/// `test_port`) whose rule matches host `test_host` and path `/api/*`, forwarding the same.
+pub struct Elbv2 {
+    pub pair: LoadBalancerPair,
+    pub dns_name: String,
+    pub vpc: String,
+    pub subnets: Vec<String>,
+    pub test_host: String,
+    pub test_port: u16,
+    pub client: aws_sdk_elasticloadbalancingv2::Client,
+}
+
+impl Elbv2 {
+    pub async fn create(aws: &TestAws, test_port: u16) -> Elbv2 {
+        use aws_sdk_elasticloadbalancingv2::types::{
+            Action, ActionTypeEnum, HostHeaderConditionConfig, PathPatternConditionConfig,
+            ProtocolEnum, RuleCondition, TargetTypeEnum,
+        };
+        let client = aws_sdk_elasticloadbalancingv2::Client::new(&aws.config);
+        let xml = ec2_query(aws, &[("Action", "DescribeSubnets")]).await;
+        let subnets: Vec<String> = xml_values(&xml, "subnetId").into_iter().take(2).collect();
+        let vpc = xml_values(&xml, "vpcId").into_iter().next().expect("a VPC");
+        let lb = client
+            .create_load_balancer()
+            .name("platform")
+            .set_subnets(Some(subnets.clone()))
+            .send()
+            .await
+            .expect("CreateLoadBalancer");
+        let lb = lb.load_balancers()[0].clone();
+        let mut tgs = Vec::new();
+        for n in ["blue", "green"] {
+            let tg = client
+                .create_target_group()
+                .name(n)
+                .protocol(ProtocolEnum::Http)
+                .port(3000)
+                .vpc_id(&vpc)
+                .target_type(TargetTypeEnum::Instance)
+                .send()
+                .await
+                .expect("CreateTargetGroup");
+            tgs.push(tg.target_groups()[0].target_group_arn().unwrap().to_owned());
+        }
+        let forward = forward_to(&[(&tgs[0], 100), (&tgs[1], 0)]);
+        let test_host = "orchestrator.test.internal".to_owned();
+        let mut rules = Vec::new();
+        for (port, conditions) in [
+            (
+                80,
+                vec![
+                    RuleCondition::builder()
+                        .field("path-pattern")
+                        .path_pattern_config(
+                            PathPatternConditionConfig::builder().values("/*").build(),
+                        )
+                        .build(),
+                ],
+            ),
+            (
+                test_port,
+                vec![
+                    RuleCondition::builder()
+                        .field("host-header")
+                        .host_header_config(
+                            HostHeaderConditionConfig::builder()
+                                .values(&test_host)
+                                .build(),
+                        )
+                        .build(),
+                    RuleCondition::builder()
+                        .field("path-pattern")
+                        .path_pattern_config(
+                            PathPatternConditionConfig::builder()
+                                .values("/api/*")
+                                .build(),
+                        )
+                        .build(),
+                ],
+            ),
+        ] {
+            let listener = client
+                .create_listener()
+                .load_balancer_arn(lb.load_balancer_arn().unwrap())
+                .protocol(ProtocolEnum::Http)
+                .port(i32::from(port))
+                .default_actions(
+                    Action::builder()
+                        .r#type(ActionTypeEnum::FixedResponse)
+                        .fixed_response_config(
+                            aws_sdk_elasticloadbalancingv2::types::FixedResponseActionConfig::builder()
+                                .status_code("404")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("CreateListener");
+            let rule = client
+                .create_rule()
+                .listener_arn(listener.listeners()[0].listener_arn().unwrap())
+                .priority(1)
+                .set_conditions(Some(conditions))
+                .actions(forward.clone())
+                .send()
+                .await
+                .expect("CreateRule");
+            rules.push(rule.rules()[0].rule_arn().unwrap().to_owned());
+        }
+        Elbv2 {
+            pair: LoadBalancerPair {
+                blue: tgs[0].clone(),
+                green: tgs[1].clone(),
+                production_rule: rules[0].clone(),
+                test_rule: rules[1].clone(),
+                role: format!("arn:aws:iam::{}:role/ecs-infrastructure", aws.account_id),
+            },
+            dns_name: lb.dns_name().unwrap().to_owned(),
+            vpc,
+            subnets,
+            test_host,
+            test_port,
+            client,
+        }
+    }
+
+    /// Makes the production listener rule forward to `groups` (target group ARN, weight).
+    pub async fn forward_production(&self, groups: &[(&str, i32)]) {
+        self.client
+            .modify_rule()
+            .rule_arn(&self.pair.production_rule)
+            .actions(forward_to(groups))
+            .send()
+            .await
+            .expect("ModifyRule");
+    }
+
+    /// The production listener rule's target groups and weights.
+    pub async fn production_weights(&self) -> Vec<(String, i32)> {
+        let out = self
+            .client
+            .describe_rules()
+            .rule_arns(&self.pair.production_rule)
+            .send()
+            .await
+            .expect("DescribeRules");
+        out.rules()[0].actions()[0]
+            .forward_config()
+            .map(|f| f.target_groups())
+            .unwrap_or_default()
+            .iter()
+            .map(|t| {
+                (
+                    t.target_group_arn().unwrap_or_default().to_owned(),
+                    t.weight().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A forward action to `groups` (target group ARN, weight).
+pub fn forward_to(groups: &[(&str, i32)]) -> aws_sdk_elasticloadbalancingv2::types::Action {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
+    };
+    let mut cfg = ForwardActionConfig::builder();
+    for (tg, w) in groups {
+        cfg = cfg.target_groups(
+            TargetGroupTuple::builder()
+                .target_group_arn(*tg)
+                .weight(*w)
+                .build(),
+        );
+    }
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(cfg.build())
+        .build()
 }

@@ -10,7 +10,7 @@ use aws_sdk_ecs::types::{KeyValuePair, Tag};
 use test_support::TestAws;
 
 use super::{
-    Background, Deployer, LoadBalancerPair, ReleaseRecord, Target, container,
+    Background, Deployer, Elbv2, LoadBalancerPair, ReleaseRecord, Target, container,
     create_load_balanced_service, create_repo, create_service, fresh_account, plugin_config,
     plugin_fault, put_image, register, service_task_definition, spawn_target,
 };
@@ -61,6 +61,9 @@ pub struct Options {
     pub load_balanced_configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
     /// `timeouts.agent_gate` (the deployer's default when `None`).
     pub agent_gate: Option<&'static str>,
+    /// Real ELBv2 resources in moto for the load-balanced service ([`Elbv2`]), with the test
+    /// listener on this port; `None`: made-up ARNs moto does not hold.
+    pub elbv2_test_port: Option<u16>,
     /// The load-balanced service's `strategy` in deployer.toml, and more of its keys.
     pub lb_strategy: &'static str,
     pub lb_keys: &'static str,
@@ -94,6 +97,7 @@ impl Default for Options {
             emulator: serde_json::json!({}),
             load_balanced_configuration: None,
             agent_gate: None,
+            elbv2_test_port: None,
             lb_strategy: "blue_green",
             lb_keys: "",
             extra_toml: "",
@@ -134,6 +138,9 @@ pub struct World {
     pub repo_uri: String,
     pub summary: PathBuf,
     pub outputs: PathBuf,
+    /// The load-balanced services' pair (real in moto with `Options::elbv2_test_port`).
+    pub lb: LoadBalancerPair,
+    pub elbv2: Option<Elbv2>,
 }
 
 const SERVICE_TEMPLATE: &str = r#"{
@@ -153,7 +160,12 @@ const MIGRATION_TEMPLATE: &str = r#"{
 }
 "#;
 
-fn deployer_toml(opts: &Options, services: &[Service], cluster: &str, account: &str) -> String {
+fn deployer_toml(
+    opts: &Options,
+    services: &[Service],
+    cluster: &str,
+    lb: &LoadBalancerPair,
+) -> String {
     let mut toml = format!(
         r#"[project]
 name = "platform"
@@ -202,7 +214,6 @@ assertions = [{{ pointer = "/status", equals = "healthy" }}, {{ pointer = "/git_
     for s in services {
         let (strategy, extra) = match s.kind {
             "blue_green" => (opts.lb_strategy, {
-                let lb = LoadBalancerPair::new(account);
                 format!(
                     "{}bake_time = \"{}\"\nload_balancer = {{ container_name = \"{n}\", container_port = 3000, target_group_arn = \"{blue}\", alternate_target_group_arn = \"{green}\", production_listener_rule = \"{prod}\", test_listener_rule = \"{test}\", role_arn = \"{role}\" }}\n",
                     opts.lb_keys,
@@ -265,6 +276,14 @@ impl World {
         let repo_uri = create_repo(&aws, "platform").await;
         put_image(&ecr, "platform", OLD_SHA).await;
         put_image(&ecr, "platform", NEW_SHA).await;
+        let elbv2 = match opts.elbv2_test_port {
+            Some(port) => Some(Elbv2::create(&aws, port).await),
+            None => None,
+        };
+        let pair = |aws: &TestAws| match &elbv2 {
+            Some(e) => e.pair.clone(),
+            None => LoadBalancerPair::new(&aws.account_id),
+        };
         let cluster = "release-test".to_owned();
         ecs.create_cluster()
             .cluster_name(&cluster)
@@ -284,7 +303,7 @@ impl World {
             let tag = Tag::builder().key("git_sha").value(OLD_SHA).build();
             let td = register(&ecs, s.name, c, &[tag]).await;
             if s.kind == "blue_green" {
-                let lb = LoadBalancerPair::new(&aws.account_id);
+                let lb = pair(&aws);
                 create_load_balanced_service(
                     &ecs,
                     &cluster,
@@ -307,12 +326,14 @@ impl World {
         let config = dir.path().join("deployer.toml");
         std::fs::write(
             &config,
-            deployer_toml(&opts, services, &cluster, &aws.account_id),
+            deployer_toml(&opts, services, &cluster, &pair(&aws)),
         )
         .unwrap();
         let summary = dir.path().join("summary.md");
         let outputs = dir.path().join("outputs.txt");
         World {
+            lb: pair(&aws),
+            elbv2,
             services,
             aws,
             ecs,
@@ -329,14 +350,19 @@ impl World {
     /// `deployer <args> --env test --config …` for this world, with the test listener and
     /// production URLs (the shared runner: scrubbed environment, secrets checked).
     pub fn deployer(&self, args: &[&str], test_url: &str, prod_url: &str) -> Deployer {
-        Deployer::new(self.dir.path(), args)
+        let d = Deployer::new(self.dir.path(), args)
             .arg("--env")
             .arg("test")
             .arg("--config")
             .arg(&self.config)
-            .aws(&self.aws)
-            .env("DEPLOYER_ENVIRONMENTS__TEST__URLS__TEST", test_url)
-            .env("DEPLOYER_ENVIRONMENTS__TEST__URLS__PRODUCTION", prod_url)
+            .aws(&self.aws);
+        // An empty test URL leaves urls.test unset (found from the test listener rule).
+        let d = if test_url.is_empty() {
+            d
+        } else {
+            d.env("DEPLOYER_ENVIRONMENTS__TEST__URLS__TEST", test_url)
+        };
+        d.env("DEPLOYER_ENVIRONMENTS__TEST__URLS__PRODUCTION", prod_url)
             .report_file("GITHUB_STEP_SUMMARY", &self.summary)
             .report_file("GITHUB_OUTPUT", &self.outputs)
     }
