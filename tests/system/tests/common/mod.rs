@@ -20,23 +20,28 @@ pub struct Platform {
     pub port: u16,
     pub work: PathBuf,
     pub extra_env: Vec<(String, String)>,
+    /// Run with the shipped visibility timeout and heartbeat interval instead of the tests'
+    /// shortened ones.
+    pub shipped_defaults: bool,
     pub orchestrator: Option<ChildGuard>,
     pub agents: Vec<(String, ChildGuard)>,
     pub http: reqwest::Client,
 }
 
-/// Copies the shipped templates and adds `slow-web`, whose tests take a few seconds, so a test
-/// can act while a task is in flight.
+/// Copies the shipped templates and adds `slow-web` and `long-web`, whose tests take 4 s and
+/// 10 s, so a test can act while a task is in flight.
 pub fn templates(work: &Path) -> anyhow::Result<PathBuf> {
     let dir = work.join("templates");
     test_support::copy_tree(&test_support::repo_root().join("templates/scaffold"), &dir)?;
-    test_support::copy_tree(&dir.join("static-web"), &dir.join("slow-web"))?;
-    let manifest = dir.join("slow-web/template.toml");
-    let text = std::fs::read_to_string(&manifest)?.replace(
-        "command = [\"sh\", \"tests/run.sh\"]",
-        "command = [\"sh\", \"-c\", \"sleep 4 && sh tests/run.sh\"]",
-    );
-    std::fs::write(manifest, text)?;
+    for (name, secs) in [("slow-web", 4), ("long-web", 10)] {
+        test_support::copy_tree(&dir.join("static-web"), &dir.join(name))?;
+        let manifest = dir.join(name).join("template.toml");
+        let text = std::fs::read_to_string(&manifest)?.replace(
+            "command = [\"sh\", \"tests/run.sh\"]",
+            &format!("command = [\"sh\", \"-c\", \"sleep {secs} && sh tests/run.sh\"]"),
+        );
+        std::fs::write(manifest, text)?;
+    }
     // `flaky-web`: its tests fail (after a second) until the file `flaky-ok` exists in the work
     // directory — a stage failure an operator fixes and then retries.
     test_support::copy_tree(&dir.join("static-web"), &dir.join("flaky-web"))?;
@@ -77,12 +82,20 @@ impl Platform {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            shipped_defaults: false,
             orchestrator: None,
             agents: Vec::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()?,
         })
+    }
+
+    /// A platform whose processes run with the shipped visibility timeout and heartbeat.
+    pub async fn with_shipped_defaults() -> anyhow::Result<Self> {
+        let mut p = Self::new(&[]).await?;
+        p.shipped_defaults = true;
+        Ok(p)
     }
 
     pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Command> {
@@ -100,6 +113,10 @@ impl Platform {
             .env("PLATFORM_AGENT_STOP_TIMEOUT_MS", "500")
             .env("LOG_FORMAT", "text")
             .env("RUST_LOG", "warn");
+        if self.shipped_defaults {
+            c.env_remove("PLATFORM_VISIBILITY_TIMEOUT_MS")
+                .env_remove("PLATFORM_HEARTBEAT_INTERVAL_MS");
+        }
         for (k, v) in &self.extra_env {
             c.env(k, v);
         }
