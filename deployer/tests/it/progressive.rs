@@ -17,8 +17,11 @@ const ORCHESTRATOR_ONLY: &[Service] = &[Service {
 }];
 
 /// The 5xx share of the new target group may be at most twice the old one's, judged on
-/// periods with at least 100 requests.
-const ANALYSIS_5XX: &str = r#"
+/// periods with at least 100 requests; `$extra` adds keys (the inconclusive rule).
+macro_rules! analysis_5xx {
+    ($extra:literal) => {
+        concat!(
+            r#"
 [[environments.test.analysis]]
 name = "5xx rate"
 metric = "HTTPCode_Target_5XX_Count"
@@ -26,7 +29,13 @@ per = "RequestCount"
 dimensions = { LoadBalancer = "app/lb/1" }
 max_relative = 2.0
 min_requests = 100
-"#;
+"#,
+            $extra
+        )
+    };
+}
+
+const ANALYSIS_5XX: &str = analysis_5xx!("");
 
 fn linear_terraform() -> DeploymentConfiguration {
     DeploymentConfiguration::builder()
@@ -361,27 +370,8 @@ async fn a_healthy_canary_passes_its_analysis() {
     w.assert_all_on(NEW_SHA).await;
 }
 
-const FEW_REQUESTS_FAIL: &str = r#"
-[[environments.test.analysis]]
-name = "5xx rate"
-metric = "HTTPCode_Target_5XX_Count"
-per = "RequestCount"
-dimensions = { LoadBalancer = "app/lb/1" }
-max_relative = 2.0
-min_requests = 100
-inconclusive = "fail"
-"#;
-
-const FEW_REQUESTS_PASS: &str = r#"
-[[environments.test.analysis]]
-name = "5xx rate"
-metric = "HTTPCode_Target_5XX_Count"
-per = "RequestCount"
-dimensions = { LoadBalancer = "app/lb/1" }
-max_relative = 2.0
-min_requests = 100
-inconclusive = "pass"
-"#;
+const FEW_REQUESTS_FAIL: &str = analysis_5xx!("inconclusive = \"fail\"\n");
+const FEW_REQUESTS_PASS: &str = analysis_5xx!("inconclusive = \"pass\"\n");
 
 /// Too little traffic to judge (10 requests, 100 needed): `inconclusive = "fail"` rolls back
 /// at the canary's gate, `"pass"` lets it through.
