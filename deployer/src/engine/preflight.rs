@@ -654,10 +654,17 @@ pub(crate) async fn for_release(ctx: &Ctx) -> Step<BTreeMap<String, String>> {
                 problems.push(why);
                 continue;
             }
-            Production::Unreadable(why) => ctx.report.line(&format!(
-                "warn  service {}: production listener rule not checked: {why} (`deployer verify` fails on it)",
-                svc.name
-            )),
+            // Not knowing where production traffic goes is no ground to shift it.
+            Production::Unreadable(why) => {
+                problems.push(format!(
+                    "service {}: its production listener rule could not be read, so the release cannot tell \
+                     what ECS would shift traffic from: {why}. Check `production_listener_rule` in deployer.toml \
+                     (or the Terraform output it comes from) and that the deploy role may call \
+                     elasticloadbalancing:DescribeRules",
+                    svc.name
+                ));
+                continue;
+            }
             Production::NotApplicable => {}
         }
         match live_svc.task_definition() {

@@ -110,7 +110,7 @@ impl Traffic {
     fn start(w: &World, blue: Load, green: Load) -> Self {
         let rates = std::sync::Arc::new(std::sync::Mutex::new((blue, green)));
         let cw = aws_sdk_cloudwatch::Client::new(&w.aws.config);
-        let lb = LoadBalancerPair::new(&w.aws.account_id);
+        let lb = w.lb.clone();
         let tail = |arn: &str| arn.rsplit_once(':').map(|(_, t)| t.to_owned()).unwrap();
         let (blue_tg, green_tg) = (tail(&lb.blue), tail(&lb.green));
         let shared = rates.clone();

@@ -238,7 +238,7 @@ async fn verify_accepts_the_swapped_target_groups_after_a_release() {
     let new = spawn_target(NEW_SHA, None).await;
     assert_exit(&w.run(RELEASE, &new.url).await, Code::Ok);
     let svc = describe_service(&w.ecs, &w.cluster, "orchestrator").await;
-    let lb = LoadBalancerPair::new(&w.aws.account_id);
+    let lb = w.lb.clone();
     assert_eq!(
         svc.load_balancers()[0].target_group_arn(),
         Some(lb.green.as_str()),
@@ -332,6 +332,9 @@ async fn a_throttled_listing_after_the_update_does_not_abandon_the_deployment() 
         emulator: serde_json::json!({
             "throttle": {"ListServiceDeployments": {"rate": 0.1, "burst": 2}},
         }),
+        // One listing per 10 s: finding the strict profile's replacing deployment can take
+        // two, which the default (10 emulated minutes = 10 s) hook timeout would not wait for.
+        hook_timeout: "30m",
         ..Options::no_bake()
     };
     let w = World::with_services(opts, ORCHESTRATOR_ONLY).await;

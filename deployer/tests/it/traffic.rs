@@ -66,7 +66,7 @@ async fn the_test_endpoint_is_found_from_the_test_listener_rule_and_gates_the_re
     let new = spawn_target(NEW_SHA, None).await;
     let port = port_of(&new.url);
     let w = world(port, false).await;
-    let elb = w.elbv2.as_ref().expect("real ELBv2 resources");
+    let elb = &w.elbv2;
 
     // verify reports what the smoke checks will call: the listener's scheme and port, the
     // load balancer's DNS name, the rule's host-header and path-pattern conditions.
@@ -125,7 +125,7 @@ async fn the_test_endpoint_is_found_from_the_test_listener_rule_and_gates_the_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_test_rule_the_checks_cannot_reach_fails_verify_and_names_why() {
     let w = world(8080, false).await;
-    let elb = w.elbv2.as_ref().expect("real ELBv2 resources");
+    let elb = &w.elbv2;
     // The rule only routes /internal/*: the health check's path would hit the default action.
     elb.client
         .modify_rule()
@@ -154,6 +154,13 @@ async fn a_test_rule_the_checks_cannot_reach_fails_verify_and_names_why() {
 /// What a refused release must leave: the service on its revision, no migration task, no audit
 /// record, the lock free, the rule as it was.
 async fn assert_nothing_changed(w: &World, before_td: &str, rule: &[(String, i32)]) {
+    assert_untouched(w, before_td).await;
+    let elb = &w.elbv2;
+    assert_eq!(elb.production_weights().await, rule);
+}
+
+/// The service on its revision, no task ran, no audit record, the lock free.
+async fn assert_untouched(w: &World, before_td: &str) {
     assert_eq!(w.service_td("orchestrator").await, before_td);
     let tasks = w
         .ecs
@@ -174,14 +181,38 @@ async fn assert_nothing_changed(w: &World, before_td: &str, rule: &[(String, i32
     assert!(stopped.task_arns().is_empty(), "a task ran: {stopped:?}");
     assert!(w.history().await.is_empty(), "an audit record was written");
     assert!(w.lock_is_free().await);
-    let elb = w.elbv2.as_ref().unwrap();
-    assert_eq!(elb.production_weights().await, rule);
+}
+
+/// Before, `release` only warned and went on when the rule could not be read (`verify` failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_production_rule_that_cannot_be_read_refuses_the_release() {
+    let w = world(8080, true).await;
+    let elb = &w.elbv2;
+    elb.client
+        .delete_rule()
+        .rule_arn(&elb.pair.production_rule)
+        .send()
+        .await
+        .expect("DeleteRule");
+    let before_td = w.service_td("orchestrator").await;
+
+    let out = w.run(RELEASE, NOWHERE).await;
+    assert_exit(&out, Code::Preflight);
+    for needle in [
+        "its production listener rule could not be read",
+        &elb.pair.production_rule,
+        "production_listener_rule",
+        "elasticloadbalancing:DescribeRules",
+    ] {
+        assert_stderr_has(&out, needle);
+    }
+    assert_untouched(&w, &before_td).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_production_rule_split_50_50_refuses_the_release_before_anything_changes() {
     let w = world(8080, true).await;
-    let elb = w.elbv2.as_ref().expect("real ELBv2 resources");
+    let elb = &w.elbv2;
     elb.forward_production(&[(&elb.pair.blue, 50), (&elb.pair.green, 50)])
         .await;
     let before_td = w.service_td("orchestrator").await;
@@ -209,7 +240,7 @@ async fn a_production_rule_split_50_50_refuses_the_release_before_anything_chang
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_production_rule_forwarding_to_a_foreign_target_group_refuses_the_release() {
     let w = world(8080, true).await;
-    let elb = w.elbv2.as_ref().expect("real ELBv2 resources");
+    let elb = &w.elbv2;
     let other = elb
         .client
         .create_target_group()
@@ -249,7 +280,7 @@ async fn a_production_rule_forwarding_to_a_foreign_target_group_refuses_the_rele
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_back_release_names_target_health_and_stopped_tasks() {
     let w = world(8080, false).await;
-    let elb = w.elbv2.as_ref().expect("real ELBv2 resources");
+    let elb = &w.elbv2;
     // A target of the new (green) group that is down: an EC2 instance, stopped.
     let run = ec2_query(
         &w.aws,

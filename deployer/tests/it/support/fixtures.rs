@@ -194,19 +194,6 @@ pub struct LoadBalancerPair {
     pub role: String,
 }
 
-impl LoadBalancerPair {
-    pub fn new(account: &str) -> Self {
-        let elb = format!("arn:aws:elasticloadbalancing:us-east-1:{account}");
-        Self {
-            blue: format!("{elb}:targetgroup/blue/1"),
-            green: format!("{elb}:targetgroup/green/2"),
-            production_rule: format!("{elb}:listener-rule/app/lb/1/2/3"),
-            test_rule: format!("{elb}:listener-rule/app/lb/1/4/5"),
-            role: format!("arn:aws:iam::{account}:role/ecs-infrastructure"),
-        }
-    }
-}
-
 /// Creates a load-balanced service the way Terraform does (target group, advancedConfiguration
 /// with the alternate group, listener rules and role, BLUE_GREEN) with `desired` tasks.
 pub async fn create_load_balanced_service(

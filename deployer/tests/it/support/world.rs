@@ -61,8 +61,9 @@ pub struct Options {
     pub load_balanced_configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
     /// `timeouts.agent_gate` (the deployer's default when `None`).
     pub agent_gate: Option<&'static str>,
-    /// Real ELBv2 resources in moto for the load-balanced service ([`Elbv2`]), with the test
-    /// listener on this port; `None`: made-up ARNs moto does not hold.
+    /// The port of the test listener of the world's real ELBv2 resources in moto ([`Elbv2`]):
+    /// where the smoke target listens when `urls.test` is left to be found from the rule;
+    /// `None`: 8080, unused (the tests that set `urls.test`).
     pub elbv2_test_port: Option<u16>,
     /// The load-balanced service's `strategy` in deployer.toml, and more of its keys.
     pub lb_strategy: &'static str,
@@ -138,9 +139,10 @@ pub struct World {
     pub repo_uri: String,
     pub summary: PathBuf,
     pub outputs: PathBuf,
-    /// The load-balanced services' pair (real in moto with `Options::elbv2_test_port`).
+    /// The load-balanced services' pair: the target groups and rules of `elbv2`.
     pub lb: LoadBalancerPair,
-    pub elbv2: Option<Elbv2>,
+    /// The load balancer, its target groups, listeners and rules, real in moto.
+    pub elbv2: Elbv2,
 }
 
 const SERVICE_TEMPLATE: &str = r#"{
@@ -276,14 +278,9 @@ impl World {
         let repo_uri = create_repo(&aws, "platform").await;
         put_image(&ecr, "platform", OLD_SHA).await;
         put_image(&ecr, "platform", NEW_SHA).await;
-        let elbv2 = match opts.elbv2_test_port {
-            Some(port) => Some(Elbv2::create(&aws, port).await),
-            None => None,
-        };
-        let pair = |aws: &TestAws| match &elbv2 {
-            Some(e) => e.pair.clone(),
-            None => LoadBalancerPair::new(&aws.account_id),
-        };
+        // As Terraform makes them: the release's traffic preflight reads the production rule.
+        let elbv2 = Elbv2::create(&aws, opts.elbv2_test_port.unwrap_or(8080)).await;
+        let pair = elbv2.pair.clone();
         let cluster = "release-test".to_owned();
         ecs.create_cluster()
             .cluster_name(&cluster)
@@ -303,7 +300,7 @@ impl World {
             let tag = Tag::builder().key("git_sha").value(OLD_SHA).build();
             let td = register(&ecs, s.name, c, &[tag]).await;
             if s.kind == "blue_green" {
-                let lb = pair(&aws);
+                let lb = pair.clone();
                 create_load_balanced_service(
                     &ecs,
                     &cluster,
@@ -324,15 +321,11 @@ impl World {
         std::fs::write(templates.join("service.json.hbs"), SERVICE_TEMPLATE).unwrap();
         std::fs::write(templates.join("migration.json.hbs"), MIGRATION_TEMPLATE).unwrap();
         let config = dir.path().join("deployer.toml");
-        std::fs::write(
-            &config,
-            deployer_toml(&opts, services, &cluster, &pair(&aws)),
-        )
-        .unwrap();
+        std::fs::write(&config, deployer_toml(&opts, services, &cluster, &pair)).unwrap();
         let summary = dir.path().join("summary.md");
         let outputs = dir.path().join("outputs.txt");
         World {
-            lb: pair(&aws),
+            lb: pair,
             elbv2,
             services,
             aws,
