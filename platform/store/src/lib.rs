@@ -540,17 +540,59 @@ impl Store {
     }
 }
 
-/// The statements of [`Store::create_workflow`], inside the caller's transaction.
+/// The statements of [`Store::create_workflow`], inside the caller's transaction: one round
+/// trip writes the workflow already in `scaffolding` (the `initiated` → `scaffolding` move the
+/// state machine checks here), both transition events, the scaffold task and its outbox row.
 async fn create_in(
     tx: &mut Transaction<'_, Postgres>,
     new: &NewWorkflow,
 ) -> Result<(WorkflowRow, Option<Queued>)> {
+    use sqlx::Row;
     let id = Uuid::now_v7();
-    // The inserted row is this transaction's own (invisible to others until commit), so
-    // RETURNING gives the locked row without another round trip.
-    let wf: WorkflowRow = sqlx::query_as(&format!(
-        "INSERT INTO workflows (id, name, type, description, template, params, state, correlation_id)
-         VALUES ($1, $2, $3, $4, $5, $6, 'initiated', $7) RETURNING {WF_COLUMNS}"
+    let to = WorkflowState::Initiated.next().ok_or(TransitionError {
+        from: WorkflowState::Initiated,
+        to: WorkflowState::Scaffolding,
+    })?;
+    WorkflowState::Initiated.transition(to)?;
+    let stage = to.stage().ok_or(TransitionError {
+        from: WorkflowState::Initiated,
+        to,
+    })?;
+    let task_id = Uuid::now_v7();
+    let envelope = TaskEnvelope {
+        schema_version: ENVELOPE_SCHEMA_VERSION,
+        task_id,
+        workflow_id: id,
+        stage,
+        attempt: 1,
+        payload: json!({
+            "name": new.name,
+            "type": new.kind.as_str(),
+            "description": new.description,
+            "template": new.template,
+            "params": new.params,
+        }),
+        workflow_context: json!({}),
+        correlation_id: new.correlation_id.clone(),
+        created_at: Utc::now(),
+        dispatched_at: None,
+    };
+    let env_json =
+        serde_json::to_value(&envelope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let row = sqlx::query(&format!(
+        "WITH w AS (
+             INSERT INTO workflows (id, name, type, description, template, params, state,
+                                    current_stage, context, correlation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $7) RETURNING {WF_COLUMNS}),
+         e AS (
+             INSERT INTO events (workflow_id, kind, from_state, to_state, data)
+             VALUES ($1, 'transition', NULL, 'initiated', '{{}}'),
+                    ($1, 'transition', 'initiated', $8, '{{}}')),
+         t AS (
+             INSERT INTO tasks (id, workflow_id, stage, status) VALUES ($11, $1, $9, 'dispatched')),
+         o AS (
+             INSERT INTO outbox (stage, envelope) VALUES ($9, $12) RETURNING id)
+         SELECT w.*, (SELECT id FROM o) AS outbox_id FROM w"
     ))
     .bind(id)
     .bind(&new.name)
@@ -559,18 +601,22 @@ async fn create_in(
     .bind(&new.template)
     .bind(&new.params)
     .bind(&new.correlation_id)
+    .bind(to.as_str())
+    .bind(stage.as_str())
+    .bind(&envelope.workflow_context)
+    .bind(task_id)
+    .bind(env_json)
     .fetch_one(&mut **tx)
     .await?;
-    insert_event(
-        tx,
-        id,
-        "transition",
-        None,
-        Some(WorkflowState::Initiated),
-        json!({}),
-    )
-    .await?;
-    advance(tx, wf, WorkflowState::Scaffolding, json!({})).await
+    let wf = WorkflowRow::from_row(&row)?;
+    let outbox_id: i64 = row.try_get("outbox_id")?;
+    Ok((
+        wf,
+        Some(Queued {
+            outbox_id,
+            envelope,
+        }),
+    ))
 }
 
 async fn delete_outbox_in(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Result<()> {
@@ -585,6 +631,132 @@ async fn delete_outbox_in(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Re
 
 /// The statements of [`Store::apply_result`], inside the caller's transaction.
 async fn apply_in(tx: &mut Transaction<'_, Postgres>, r: &TaskResult) -> Result<Applied> {
+    if let Some(applied) = apply_current(tx, r).await? {
+        return Ok(applied);
+    }
+    apply_checked(tx, r).await
+}
+
+/// What the next stage's task and envelope get when a result advances its workflow.
+const APPLY_CURRENT: &str = "
+WITH w AS (
+    SELECT id FROM workflows WHERE id = $1 AND state = $2 FOR UPDATE),
+t AS (
+    UPDATE tasks SET status = $4, result = $5, error = $6, agent_id = $7, picked_up_at = $8,
+        completed_at = now()
+    WHERE id = $3 AND workflow_id = (SELECT id FROM w) AND status = 'dispatched' AND stage = $9
+    RETURNING workflow_id),
+u AS (
+    UPDATE workflows SET state = $10, current_stage = $11, updated_at = now(),
+        context = CASE WHEN $12 AND jsonb_typeof(context) = 'object'
+                       THEN context || jsonb_build_object($9::text, $13::jsonb) ELSE context END,
+        failure_reason = COALESCE($14, failure_reason)
+    WHERE id = (SELECT workflow_id FROM t)
+    RETURNING id, name, type, description, template, params, context, correlation_id, updated_at),
+e AS (
+    INSERT INTO events (workflow_id, kind, from_state, to_state, data)
+    SELECT id, 'transition', $2, $10, $15 FROM u),
+n AS (
+    INSERT INTO tasks (id, workflow_id, stage, status)
+    SELECT $16, id, $11, 'dispatched' FROM u WHERE $16::uuid IS NOT NULL),
+o AS (
+    INSERT INTO outbox (stage, envelope)
+    SELECT $11, $17::jsonb || jsonb_build_object(
+        'payload', jsonb_build_object('name', name, 'type', type, 'description', description,
+                                      'template', template, 'params', params),
+        'workflow_context', context, 'correlation_id', correlation_id)
+    FROM u WHERE $17::jsonb IS NOT NULL
+    RETURNING id, envelope)
+SELECT (SELECT updated_at FROM u), (SELECT id FROM o), (SELECT envelope FROM o)";
+
+/// The common case in one round trip: the result of the task the workflow is running, still
+/// open. Locks the workflow row, then the task row (the order `cancel` takes them), completes
+/// the task and moves the workflow with its event, next task and outbox row exactly as
+/// [`apply_checked`] would. `None` when it changed nothing: anything else (a duplicate, a late
+/// or foreign result) goes through [`apply_checked`], which says why.
+async fn apply_current(
+    tx: &mut Transaction<'_, Postgres>,
+    r: &TaskResult,
+) -> Result<Option<Applied>> {
+    let from = r.stage.state();
+    let (task_status, error, to, reason, output) = match &r.outcome {
+        TaskOutcome::Succeeded { output } => match from.next() {
+            Some(next) => ("succeeded", None, next, None, Some(output)),
+            None => return Ok(None),
+        },
+        TaskOutcome::Failed { reason } => (
+            "failed",
+            Some(reason.clone()),
+            WorkflowState::Failed,
+            Some(format!("stage {} failed: {reason}", r.stage)),
+            None,
+        ),
+        TaskOutcome::DeadLettered { reason } => (
+            "dead_lettered",
+            Some(reason.clone()),
+            WorkflowState::Failed,
+            Some(format!(
+                "stage {} task {} dead-lettered: {reason}",
+                r.stage, r.task_id
+            )),
+            None,
+        ),
+    };
+    from.transition(to)?;
+    let next_stage = to.stage();
+    let next_task = next_stage.map(|_| Uuid::now_v7());
+    // What `envelope` sets that the workflow row does not hold; the row supplies the rest.
+    let envelope_head = next_stage.zip(next_task).map(|(stage, task_id)| {
+        json!({
+            "schema_version": ENVELOPE_SCHEMA_VERSION,
+            "task_id": task_id,
+            "workflow_id": r.workflow_id,
+            "stage": stage,
+            "attempt": 1,
+            "created_at": Utc::now(),
+            "dispatched_at": null,
+        })
+    });
+    let result_json = serde_json::to_value(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let data = json!({"task_id": r.task_id, "agent_id": r.agent_id, "reason": reason});
+    let (updated, outbox_id, envelope): (Option<DateTime<Utc>>, Option<i64>, Option<Value>) =
+        sqlx::query_as(APPLY_CURRENT)
+            .bind(r.workflow_id)
+            .bind(from.as_str())
+            .bind(r.task_id)
+            .bind(task_status)
+            .bind(&result_json)
+            .bind(&error)
+            .bind(&r.agent_id)
+            .bind(r.picked_up_at)
+            .bind(r.stage.as_str())
+            .bind(to.as_str())
+            .bind(next_stage.map(Stage::as_str))
+            .bind(output.is_some())
+            .bind(output)
+            .bind(reason.as_deref())
+            .bind(data)
+            .bind(next_task)
+            .bind(envelope_head)
+            .fetch_one(&mut **tx)
+            .await?;
+    if updated.is_none() {
+        return Ok(None);
+    }
+    let queued = match (outbox_id, envelope) {
+        (Some(outbox_id), Some(envelope)) => Some(Queued {
+            outbox_id,
+            envelope: serde_json::from_value(envelope)
+                .map_err(|e| StoreError::Corrupt(format!("outbox envelope: {e}")))?,
+        }),
+        _ => None,
+    };
+    Ok(Some(Applied::Advanced { to, queued }))
+}
+
+/// A result read against the workflow and task rows step by step: applied when it is the
+/// workflow's current task after all, otherwise ignored with the reason.
+async fn apply_checked(tx: &mut Transaction<'_, Postgres>, r: &TaskResult) -> Result<Applied> {
     let wf = match fetch_for_update_opt(tx, r.workflow_id).await? {
         Some(wf) => wf,
         None => {

@@ -73,24 +73,41 @@ fn result(env: &TaskEnvelope, outcome: TaskOutcome) -> TaskResult {
 #[tokio::test]
 async fn a_workflow_walks_all_stages_once_and_duplicates_change_nothing() -> anyhow::Result<()> {
     let s = store().await?;
-    let (wf, _) = s.create_workflow(new_wf()).await?;
+    let (wf, first) = s.create_workflow(new_wf()).await?;
     assert_eq!(wf.state, "scaffolding");
+    let mut queued = first.map(|q| q.envelope);
+    let mut context = serde_json::Map::new();
     for stage in Stage::ALL {
         let envs = take_outbox(&s).await?;
         assert_eq!(envs.len(), 1, "one dispatch for {stage}");
         assert_eq!(envs[0].stage, stage);
+        // The envelope handed back for the fast path is the one committed to the outbox, and
+        // carries the workflow's inputs and every earlier stage's output.
+        assert_eq!(queued.as_ref(), Some(&envs[0]), "{stage}");
+        assert_eq!(
+            envs[0].payload,
+            json!({"name": "shop", "type": "app", "description": "", "template": "static-web", "params": {"title": "Shop"}})
+        );
+        assert_eq!(
+            envs[0].workflow_context,
+            serde_json::Value::Object(context.clone())
+        );
+        assert_eq!((envs[0].workflow_id, envs[0].attempt), (wf.id, 1));
+        assert_eq!(envs[0].correlation_id, "c1");
         let r = result(
             &envs[0],
             TaskOutcome::Succeeded {
                 output: json!({"stage": stage.as_str()}),
             },
         );
-        assert!(matches!(
-            s.apply_result(&r).await?,
-            Applied::Advanced { .. }
-        ));
+        match s.apply_result(&r).await? {
+            Applied::Advanced { queued: q, .. } => queued = q.map(|q| q.envelope),
+            other => panic!("{stage}: {other:?}"),
+        }
+        context.insert(stage.as_str().into(), json!({"stage": stage.as_str()}));
         assert!(matches!(s.apply_result(&r).await?, Applied::Ignored { .. }));
     }
+    assert_eq!(queued, None, "nothing after the last stage");
     assert!(take_outbox(&s).await?.is_empty());
     let d = s.get_workflow(wf.id).await?.unwrap();
     assert_eq!(d.workflow.state, "completed");
