@@ -178,6 +178,11 @@ const GREEN_SICK: Load = Load {
     requests: 100.0,
     errors: 9.0,
 };
+/// Three times blue's 5xx share (0.9 % vs 0.3 %), over the 2 x baseline limit.
+const GREEN_3X: Load = Load {
+    requests: 100.0,
+    errors: 0.9,
+};
 /// Six requests a minute: below any period's `min_requests = 100`.
 const GREEN_THIN: Load = Load {
     requests: 0.1,
@@ -346,6 +351,47 @@ async fn a_linear_release_is_rolled_back_at_step_two_of_four_by_the_analysis() {
             );
         }
     }
+}
+
+/// Green at three times blue's 5xx share from its first request: the analysis rolls the linear
+/// release back at its first step, before a second moves more of production.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_green_at_three_times_blues_error_rate_is_rolled_back_at_the_first_step() {
+    let w = World::with_services(
+        linear(ANALYSIS_5XX, serde_json::json!({})),
+        ORCHESTRATOR_ONLY,
+    )
+    .await;
+    let _traffic = Traffic::start(&w, BLUE, GREEN_3X);
+    let new = spawn_target(NEW_SHA, None).await;
+    let before = existing(&w).await;
+    let run = w.background(RELEASE, &new.url);
+    let highest = watch_until(
+        &w,
+        &before,
+        "the deployment rolled back",
+        Duration::from_secs(120),
+        |_, _, status| status == "ROLLBACK_SUCCESSFUL" || status == "ROLLBACK_FAILED",
+    )
+    .await;
+    let out = run.finish(Duration::from_secs(60)).await;
+    assert_exit(&out, Code::RolledBackSmoke);
+    // The first step's traffic reached green (the timeline shows it), no second step did.
+    assert!(highest <= 25.0, "a second step ran ({highest} %)");
+    let summary = std::fs::read_to_string(&w.summary).unwrap();
+    assert!(
+        summary.contains("PRODUCTION_TRAFFIC_SHIFT 25%"),
+        "no first step in the summary:\n{summary}"
+    );
+    assert!(
+        !stderr(&out).contains("at 50% of production"),
+        "a second step was gated"
+    );
+    assert_stderr_has(
+        &out,
+        "green 0.9 % HTTPCode_Target_5XX_Count vs blue 0.3 %, limit 2 x baseline = 0.6 %",
+    );
+    w.assert_all_on(OLD_SHA).await;
 }
 
 /// A canary with a healthy green passes every gate: the release succeeds and the step gate's
