@@ -108,8 +108,14 @@ pub fn summary_markdown(
         "- git sha: `{}`\n- image: `{}`\n- actor: {}\n- duration: {duration_s:.1} s\n",
         rec.git_sha, rec.image, rec.actor
     ));
-    if !rec.reason.is_empty() {
-        md.push_str(&format!("- reason: {}\n", rec.reason.replace('\n', " ")));
+    // The reason's first line, then what the failure showed (target health, stopped tasks,
+    // service events) one item each, not run together into one line.
+    let mut reason = rec.reason.lines().map(str::trim).filter(|l| !l.is_empty());
+    if let Some(first) = reason.next() {
+        md.push_str(&format!("- reason: {first}\n"));
+        for line in reason {
+            md.push_str(&format!("  - {line}\n"));
+        }
     }
     md.push_str("\n| service | revision | previous | status |\n| --- | --- | --- | --- |\n");
     for s in &rec.services {

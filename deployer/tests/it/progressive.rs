@@ -383,6 +383,12 @@ async fn a_green_at_three_times_blues_error_rate_is_rolled_back_at_the_first_ste
         summary.contains("PRODUCTION_TRAFFIC_SHIFT 25%"),
         "no first step in the summary:\n{summary}"
     );
+    // The reason, then what the failure showed, an item each.
+    assert!(
+        summary.contains("\n- reason: orchestrator: analysis `5xx rate`: green 0.9 %")
+            && summary.contains("\n  - event: (service orchestrator)"),
+        "{summary}"
+    );
     assert!(
         !stderr(&out).contains("at 50% of production"),
         "a second step was gated"
