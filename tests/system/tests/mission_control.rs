@@ -373,8 +373,13 @@ async fn mission_control_shows_workflows_live_and_redrives_a_dead_letter_by_clic
     .await?;
 
     // Its stage timeline: five stages, each with its attempt, and the events.
-    b.click(&format!("tr[data-workflow-id='{created}'] a.name"))
-        .await?;
+    // The list re-renders on every live update: the row's link can go stale under the click.
+    click_when_ready(
+        &b,
+        &format!("tr[data-workflow-id='{created}'] a.name"),
+        Duration::from_secs(10),
+    )
+    .await?;
     let stages = b
         .wait_until(
             "the stage timeline",
