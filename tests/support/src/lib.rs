@@ -85,13 +85,39 @@ impl TestDb {
     }
 }
 
+/// `url` with the password of its user info replaced, for messages (a CI log is not the place
+/// for a database password, even a test one).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// Creates a fresh, empty database on the local Postgres.
 pub async fn fresh_database() -> anyhow::Result<TestDb> {
     use sqlx::Connection;
     let admin_url = env_or("DATABASE_URL", DEFAULT_DATABASE_URL);
     let mut admin = sqlx::PgConnection::connect(&admin_url)
         .await
-        .with_context(|| format!("Postgres is not reachable at {admin_url}: {START_HINT}"))?;
+        .with_context(|| {
+            format!(
+                "Postgres is not reachable at {}: {START_HINT}",
+                redact_url(&admin_url)
+            )
+        })?;
     let name = unique("test_");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
@@ -99,7 +125,10 @@ pub async fn fresh_database() -> anyhow::Result<TestDb> {
         .context("creating test database")?;
     let url = match admin_url.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{name}"),
-        None => bail!("DATABASE_URL has no database name: {admin_url}"),
+        None => bail!(
+            "DATABASE_URL has no database name: {}",
+            redact_url(&admin_url)
+        ),
     };
     Ok(TestDb { name, url })
 }
@@ -118,7 +147,12 @@ impl TestRedis {
         client
             .get_multiplexed_async_connection()
             .await
-            .with_context(|| format!("Redis is not reachable at {}: {START_HINT}", self.url))
+            .with_context(|| {
+                format!(
+                    "Redis is not reachable at {}: {START_HINT}",
+                    redact_url(&self.url)
+                )
+            })
     }
 }
 
@@ -322,5 +356,27 @@ where
             }
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_masked_and_the_rest_kept() {
+        assert_eq!(
+            redact_url("postgres://agentic:s3cret@127.0.0.1:55432/db"),
+            "postgres://agentic:***@127.0.0.1:55432/db"
+        );
+        assert_eq!(
+            redact_url("redis://:tok@127.0.0.1:6379"),
+            "redis://:***@127.0.0.1:6379"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 }
