@@ -31,6 +31,9 @@ pub struct Ctx {
     /// The release being run, so deployment ARNs reach the audit table as soon as they exist
     /// (what `--resume` and `status` need when this process dies).
     pub open_record: Mutex<Option<ReleaseRecord>>,
+    /// Pause notifications still being posted (beside the gate, not in its way): awaited before
+    /// the outcome is posted, so none is lost when the process exits and they arrive in order.
+    pub pause_notifications: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -74,6 +77,7 @@ impl Ctx {
             cancel,
             stats: Mutex::new(Stats::default()),
             open_record: Mutex::new(None),
+            pause_notifications: Mutex::new(Vec::new()),
         })
     }
 

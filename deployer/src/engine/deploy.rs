@@ -813,7 +813,7 @@ impl Follow<'_> {
             hook.timeout_action.as_str().to_owned(),
         );
         let report = self.ctx.report.clone_handle();
-        tokio::spawn(async move {
+        let sending = tokio::spawn(async move {
             let pause = super::report::Pause {
                 env: &env,
                 release_id: &release_id,
@@ -828,6 +828,11 @@ impl Follow<'_> {
                 ));
             }
         });
+        self.ctx
+            .pause_notifications
+            .lock()
+            .expect("pause notifications")
+            .push(sending);
     }
 
     fn stage_of_pause(&self, view: &DeploymentView) -> Option<DeploymentLifecycleHookStage> {

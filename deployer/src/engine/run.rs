@@ -119,6 +119,12 @@ pub(crate) async fn finish(ctx: &Ctx, rec: &ReleaseRecord, outcome: Outcome) {
             "warning: could not write the GitHub summary/outputs: {e}"
         ));
     }
+    // Each post is bounded by its client's timeout.
+    let pauses: Vec<_> =
+        std::mem::take(&mut *ctx.pause_notifications.lock().expect("pause notifications"));
+    for sending in pauses {
+        let _ = sending.await;
+    }
     if let Some(url) = &ctx.env.notifications.webhook_url {
         let timings = format!(
             "{:.1} s{}",
