@@ -637,7 +637,7 @@ async fn apply_in(tx: &mut Transaction<'_, Postgres>, r: &TaskResult) -> Result<
     apply_checked(tx, r).await
 }
 
-/// What the next stage's task and envelope get when a result advances its workflow.
+/// The statement of [`apply_current`].
 const APPLY_CURRENT: &str = "
 WITH w AS (
     SELECT id FROM workflows WHERE id = $1 AND state = $2 FOR UPDATE),
@@ -669,6 +669,44 @@ o AS (
     RETURNING id, envelope)
 SELECT (SELECT updated_at FROM u), (SELECT id FROM o), (SELECT envelope FROM o)";
 
+/// What result `r` does to its task and to its workflow running `state` (stage `stage`).
+struct Effect {
+    task_status: &'static str,
+    error: Option<String>,
+    to: WorkflowState,
+    /// The workflow's failure reason.
+    reason: Option<String>,
+}
+
+fn effect_of(r: &TaskResult, state: WorkflowState, stage: &str) -> Result<Effect> {
+    Ok(match &r.outcome {
+        TaskOutcome::Succeeded { .. } => Effect {
+            task_status: "succeeded",
+            error: None,
+            to: state.next().ok_or(TransitionError {
+                from: state,
+                to: WorkflowState::Completed,
+            })?,
+            reason: None,
+        },
+        TaskOutcome::Failed { reason } => Effect {
+            task_status: "failed",
+            error: Some(reason.clone()),
+            to: WorkflowState::Failed,
+            reason: Some(format!("stage {stage} failed: {reason}")),
+        },
+        TaskOutcome::DeadLettered { reason } => Effect {
+            task_status: "dead_lettered",
+            error: Some(reason.clone()),
+            to: WorkflowState::Failed,
+            reason: Some(format!(
+                "stage {stage} task {} dead-lettered: {reason}",
+                r.task_id
+            )),
+        },
+    })
+}
+
 /// The common case in one round trip: the result of the task the workflow is running, still
 /// open. Locks the workflow row, then the task row (the order `cancel` takes them), completes
 /// the task and moves the workflow with its event, next task and outbox row exactly as
@@ -679,28 +717,15 @@ async fn apply_current(
     r: &TaskResult,
 ) -> Result<Option<Applied>> {
     let from = r.stage.state();
-    let (task_status, error, to, reason, output) = match &r.outcome {
-        TaskOutcome::Succeeded { output } => match from.next() {
-            Some(next) => ("succeeded", None, next, None, Some(output)),
-            None => return Ok(None),
-        },
-        TaskOutcome::Failed { reason } => (
-            "failed",
-            Some(reason.clone()),
-            WorkflowState::Failed,
-            Some(format!("stage {} failed: {reason}", r.stage)),
-            None,
-        ),
-        TaskOutcome::DeadLettered { reason } => (
-            "dead_lettered",
-            Some(reason.clone()),
-            WorkflowState::Failed,
-            Some(format!(
-                "stage {} task {} dead-lettered: {reason}",
-                r.stage, r.task_id
-            )),
-            None,
-        ),
+    let Effect {
+        task_status,
+        error,
+        to,
+        reason,
+    } = effect_of(r, from, r.stage.as_str())?;
+    let output = match &r.outcome {
+        TaskOutcome::Succeeded { output } => Some(output),
+        _ => None,
     };
     from.transition(to)?;
     let next_stage = to.stage();
@@ -789,30 +814,12 @@ async fn apply_checked(tx: &mut Transaction<'_, Postgres>, r: &TaskResult) -> Re
         });
     }
     let result_json = serde_json::to_value(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let (task_status, error, to, reason) = match &r.outcome {
-        TaskOutcome::Succeeded { .. } => {
-            let next = state.next().ok_or(TransitionError {
-                from: state,
-                to: WorkflowState::Completed,
-            })?;
-            ("succeeded", None, next, None)
-        }
-        TaskOutcome::Failed { reason } => (
-            "failed",
-            Some(reason.clone()),
-            WorkflowState::Failed,
-            Some(format!("stage {stage} failed: {reason}")),
-        ),
-        TaskOutcome::DeadLettered { reason } => (
-            "dead_lettered",
-            Some(reason.clone()),
-            WorkflowState::Failed,
-            Some(format!(
-                "stage {stage} task {} dead-lettered: {reason}",
-                r.task_id
-            )),
-        ),
-    };
+    let Effect {
+        task_status,
+        error,
+        to,
+        reason,
+    } = effect_of(r, state, &stage)?;
     sqlx::query(
         "UPDATE tasks SET status = $2, result = $3, error = $4, agent_id = $5,
                  picked_up_at = $6, completed_at = now()
